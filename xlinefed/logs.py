@@ -27,7 +27,8 @@ class _KeyValueFormatter(logging.Formatter):
             return json.dumps(payload, default=str)
         pairs = " ".join(f"{key}={_quote(value)}" for key, value in fields.items())
         stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
-        return f"{stamp} {record.levelname.lower():5} {record.name} {record.getMessage()} {pairs}".rstrip()
+        level = record.levelname.lower()
+        return f"{stamp} {level:5} {record.name} {record.getMessage()} {pairs}".rstrip()
 
 
 def _quote(value: object) -> str:

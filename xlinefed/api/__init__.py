@@ -1,0 +1,53 @@
+"""The custom resources, their defaults and validation."""
+
+from xlinefed.api.engines import ENGINES, Engine, EngineProfile, profile
+from xlinefed.api.models import (
+    API_VERSION,
+    GROUP,
+    VERSION,
+    BootstrapMode,
+    ClusterOrder,
+    Condition,
+    ConditionType,
+    ConsensusStatus,
+    ConsensusTemplate,
+    MemberClusterSpec,
+    MemberRole,
+    MemberStatus,
+    Phase,
+    ScaleInPolicy,
+    StepStatus,
+    XlineCluster,
+    XlineClusterSpec,
+    XlineFederation,
+    XlineFederationSpec,
+)
+from xlinefed.api.validation import Problem, SpecError
+
+__all__ = [
+    "API_VERSION",
+    "ENGINES",
+    "GROUP",
+    "VERSION",
+    "BootstrapMode",
+    "ClusterOrder",
+    "Condition",
+    "ConditionType",
+    "ConsensusStatus",
+    "ConsensusTemplate",
+    "Engine",
+    "EngineProfile",
+    "MemberClusterSpec",
+    "MemberRole",
+    "MemberStatus",
+    "Phase",
+    "Problem",
+    "ScaleInPolicy",
+    "SpecError",
+    "StepStatus",
+    "XlineCluster",
+    "XlineClusterSpec",
+    "XlineFederation",
+    "XlineFederationSpec",
+    "profile",
+]

@@ -1,0 +1,262 @@
+"""The two custom resources: `XlineFederation` (Karmada tier) and `XlineCluster` (member tier).
+
+Field names are camelCase on the wire (YAML, the Kubernetes API) and snake_case in Python.
+Constraints that a schema can express live on the fields, so that the generated CRDs
+carry them too; rules across fields live in `validation.py`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from xlinefed.api.engines import Engine
+
+GROUP = "xlinefed.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DEFAULT_DNS_TEMPLATE = "{member}.{cluster}.{federation}.{namespace}.svc.clusterset.local"
+
+Dns1123Label = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
+
+
+class Model(BaseModel):
+    """Base: camelCase aliases, unknown fields rejected so typos surface at once."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=False,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class BootstrapMode(StrEnum):
+    STATIC = "static"
+    DYNAMIC = "dynamic"
+
+
+class ClusterOrder(StrEnum):
+    #: Clusters without the leader first, in list order; the leader's cluster last.
+    LEADER_LAST = "LeaderLast"
+    #: Strictly the order of `spec.clusters`.
+    LISTED = "Listed"
+
+
+class ScaleInPolicy(StrEnum):
+    RETAIN = "retain"
+    DELETE = "delete"
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    BOOTSTRAPPING = "Bootstrapping"
+    AVAILABLE = "Available"
+    SCALING = "Scaling"
+    UPDATING = "Updating"
+    HEALING = "Healing"
+    DEGRADED = "Degraded"
+    PAUSED = "Paused"
+    FAILED = "Failed"
+
+
+class ConditionType(StrEnum):
+    AVAILABLE = "Available"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+
+
+class ObjectMeta(Model):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+    name: Dns1123Label
+    namespace: str = "default"
+    generation: int | None = None
+    resource_version: str | None = None
+    uid: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class MemberClusterSpec(Model):
+    """One member cluster of the federation and how many members it runs."""
+
+    id: Dns1123Label = Field(description="Member cluster id, as registered in Karmada.")
+    replicas: int = Field(ge=0, le=99, description="Consensus members in this cluster.")
+
+
+class StorageSpec(Model):
+    size: str = Field(default="1Gi", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)?$")
+    storage_class_name: str | None = None
+    on_scale_in: ScaleInPolicy = Field(
+        default=ScaleInPolicy.RETAIN,
+        description="What happens to a removed member's volume: retain or delete.",
+    )
+
+
+class PortsSpec(Model):
+    client: int = Field(default=2379, ge=1, le=65535)
+    peer: int = Field(default=2380, ge=1, le=65535)
+
+
+class NetworkSpec(Model):
+    dns_template: str = Field(
+        default=DEFAULT_DNS_TEMPLATE,
+        description=(
+            "Host name of a member. Placeholders: {member} (required), {cluster}, "
+            "{federation}, {namespace}, {ordinal}."
+        ),
+    )
+    ports: PortsSpec = PortsSpec()
+
+
+class TLSSpec(Model):
+    peer_secret_ref: str | None = None
+    client_secret_ref: str | None = None
+
+
+class UpdateStrategy(Model):
+    cluster_order: ClusterOrder = ClusterOrder.LEADER_LAST
+    partitions: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Per cluster id: members with an ordinal below it keep the old template.",
+    )
+    max_promote_lag: int = Field(
+        default=1000,
+        ge=0,
+        description="A learner is caught up when its applied index is within this many "
+        "entries of the leader's.",
+    )
+
+
+class ConsensusTemplate(Model):
+    """What every member runs: shared by both tiers."""
+
+    engine: Engine = Engine.ETCD
+    image: str | None = Field(default=None, description="Image repository; engine default.")
+    version: str = Field(min_length=1, pattern=r"^v?[0-9]+\.[0-9]+\.[0-9]+([-.+][0-9A-Za-z.-]+)?$")
+    bootstrap: BootstrapMode = BootstrapMode.STATIC
+    update_strategy: UpdateStrategy = UpdateStrategy()
+    storage: StorageSpec = StorageSpec()
+    network: NetworkSpec = NetworkSpec()
+    tls: TLSSpec | None = None
+    engine_args: dict[str, str] = Field(
+        default_factory=dict, description="Extra engine flags, without the leading dashes."
+    )
+    paused: bool = False
+
+
+class XlineFederationSpec(ConsensusTemplate):
+    clusters: list[MemberClusterSpec] = Field(min_length=1)
+
+
+class XlineClusterSpec(ConsensusTemplate):
+    federation: Dns1123Label
+    cluster_id: Dns1123Label
+    replicas: int = Field(ge=0, le=99)
+    #: The whole topology, this cluster included, in federation order.
+    clusters: list[MemberClusterSpec] = Field(min_length=1)
+
+
+class Condition(Model):
+    type: ConditionType
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str | None = None
+
+
+class MemberRole(StrEnum):
+    VOTER = "voter"
+    LEARNER = "learner"
+
+
+class MemberStatus(Model):
+    name: str
+    cluster: str
+    id: str | None = Field(default=None, description="Consensus member id (hex).")
+    role: MemberRole | None = None
+    leader: bool = False
+    version: str | None = None
+    healthy: bool = False
+    raft_index: int | None = None
+
+
+class StepStatus(Model):
+    kind: str
+    member: str | None = None
+    reason: str = ""
+
+
+class ConsensusStatus(Model):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+    phase: Phase = Phase.PENDING
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    members: list[MemberStatus] = Field(default_factory=list)
+    leader: str | None = None
+    current_step: StepStatus | None = None
+    lock_holder: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    #: "ready/total", for the printer column.
+    ready: str | None = None
+    #: "member1=3,member2=2", for the printer column.
+    clusters: str | None = None
+    version: str | None = None
+
+
+class _Resource(Model):
+    KIND: ClassVar[str]
+    api_version: Literal["xlinefed.io/v1alpha1"] = API_VERSION  # type: ignore[assignment]
+    metadata: ObjectMeta
+    status: ConsensusStatus | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+
+class XlineFederation(_Resource):
+    KIND: ClassVar[str] = "XlineFederation"
+    kind: Literal["XlineFederation"] = "XlineFederation"
+    spec: XlineFederationSpec
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> XlineFederation:
+        from xlinefed.api.validation import SpecError, federation_problems
+
+        if problems := federation_problems(self.name, self.namespace, self.spec):
+            raise SpecError(problems)
+        return self
+
+
+class XlineCluster(_Resource):
+    KIND: ClassVar[str] = "XlineCluster"
+    kind: Literal["XlineCluster"] = "XlineCluster"
+    spec: XlineClusterSpec
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> XlineCluster:
+        from xlinefed.api.validation import SpecError, cluster_problems
+
+        if problems := cluster_problems(self.namespace, self.spec):
+            raise SpecError(problems)
+        return self

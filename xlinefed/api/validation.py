@@ -1,0 +1,302 @@
+"""Rules across fields. Each problem names the field and says how to fix it.
+
+These run when a model is parsed (so the CLI and both operators refuse a bad spec before
+touching anything) and, for changes, on the pair (old spec, new spec).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from xlinefed.api.engines import profile
+from xlinefed.api.models import (
+    DNS1123_LABEL,
+    ConsensusTemplate,
+    MemberClusterSpec,
+    XlineClusterSpec,
+    XlineFederationSpec,
+)
+
+TEMPLATE_PLACEHOLDERS = frozenset({"member", "cluster", "federation", "namespace", "ordinal"})
+REQUIRED_PLACEHOLDERS = frozenset({"member"})
+
+#: Flags xlinefed sets itself; a user value would break identity or bootstrap.
+RESERVED_ENGINE_ARGS = frozenset(
+    {
+        "name",
+        "data-dir",
+        "initial-cluster",
+        "initial-cluster-state",
+        "initial-cluster-token",
+        "initial-advertise-peer-urls",
+        "advertise-client-urls",
+        "listen-peer-urls",
+        "listen-client-urls",
+        "members",
+        "storage-engine",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}; {self.fix}"
+
+
+class SpecError(ValueError):
+    """A spec that must not be applied. `problems` lists every reason."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def member_name(federation: str, cluster: str, ordinal: int) -> str:
+    return f"{federation}-{cluster}-{ordinal}"
+
+
+def template_fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def template_problems(spec: ConsensusTemplate) -> list[Problem]:
+    field = "spec.network.dnsTemplate"
+    try:
+        names = template_fields(spec.network.dns_template)
+    except ValueError as error:
+        return [Problem(field, f"is not a valid template ({error})", "balance the braces")]
+    problems = []
+    if unknown := sorted(names - TEMPLATE_PLACEHOLDERS):
+        problems.append(
+            Problem(
+                field,
+                f"has unknown placeholders {unknown}",
+                f"use only {sorted(TEMPLATE_PLACEHOLDERS)}",
+            )
+        )
+    if missing := sorted(REQUIRED_PLACEHOLDERS - names):
+        problems.append(
+            Problem(
+                field,
+                f"lacks the required placeholder(s) {missing}, so members would share a name",
+                "add {member} to the template, e.g. "
+                "'{member}.{cluster}.{federation}.{namespace}.svc.clusterset.local'",
+            )
+        )
+    return problems
+
+
+def render_host(
+    template: str, *, member: str, cluster: str, federation: str, namespace: str, ordinal: int
+) -> str:
+    return template.format(
+        member=member, cluster=cluster, federation=federation, namespace=namespace, ordinal=ordinal
+    )
+
+
+def topology_problems(
+    federation: str, namespace: str, spec: ConsensusTemplate, clusters: Sequence[MemberClusterSpec]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for index, cluster in enumerate(clusters):
+        if cluster.id in seen:
+            problems.append(
+                Problem(
+                    f"spec.clusters[{index}].id",
+                    f"'{cluster.id}' is listed twice (also at spec.clusters[{seen[cluster.id]}])",
+                    "list each member cluster once and sum the replicas",
+                )
+            )
+        seen.setdefault(cluster.id, index)
+    total = sum(c.replicas for c in clusters)
+    engine = profile(spec.engine)
+    if total == 0:
+        problems.append(
+            Problem(
+                "spec.clusters",
+                "the federation would have zero voters and lose all data",
+                "keep at least one member (replicas >= 1 in some cluster); "
+                "delete the resource to tear it down",
+            )
+        )
+    elif total < engine.min_voters:
+        problems.append(
+            Problem(
+                "spec.clusters",
+                f"{spec.engine.value} cannot run with {total} member(s): it needs at least "
+                f"{engine.min_voters} (it can neither grow from one member nor shrink below "
+                "three, Xline issue #447)",
+                f"set replicas so that they add up to {engine.min_voters} or more",
+            )
+        )
+    for index, cluster in enumerate(clusters):
+        if cluster.replicas == 0:
+            continue
+        longest = member_name(federation, cluster.id, cluster.replicas - 1)
+        if len(longest) > 63:
+            problems.append(
+                Problem(
+                    f"spec.clusters[{index}].id",
+                    f"member name '{longest}' is {len(longest)} characters; a pod name and DNS "
+                    "label allow 63",
+                    "shorten the federation name or the cluster id",
+                )
+            )
+            continue
+        if template_problems(spec):
+            continue
+        host = render_host(
+            spec.network.dns_template,
+            member=longest,
+            cluster=cluster.id,
+            federation=federation,
+            namespace=namespace,
+            ordinal=cluster.replicas - 1,
+        )
+        bad = [label for label in host.split(".") if not re.match(DNS1123_LABEL, label)]
+        long = [label for label in host.split(".") if len(label) > 63]
+        if long or bad or len(host) > 253:
+            problems.append(
+                Problem(
+                    "spec.network.dnsTemplate",
+                    f"renders '{host}', which is not a valid DNS name (labels of at most 63 "
+                    "lowercase letters, digits and '-', 253 characters in all)",
+                    "shorten the names or change the template",
+                )
+            )
+    ids = {c.id for c in clusters}
+    by_id = {c.id: c for c in clusters}
+    for cluster_id, partition in sorted(spec.update_strategy.partitions.items()):
+        field = f"spec.updateStrategy.partitions.{cluster_id}"
+        if cluster_id not in ids:
+            problems.append(
+                Problem(
+                    field,
+                    f"names cluster '{cluster_id}', which is not in spec.clusters",
+                    f"use one of {sorted(ids)} or remove the entry",
+                )
+            )
+        elif partition > by_id[cluster_id].replicas:
+            problems.append(
+                Problem(
+                    field,
+                    f"is {partition}, more than the cluster's {by_id[cluster_id].replicas} "
+                    "replicas",
+                    f"set it between 0 and {by_id[cluster_id].replicas}",
+                )
+            )
+    for arg in sorted(spec.engine_args):
+        field = f"spec.engineArgs.{arg}"
+        if arg.startswith("-"):
+            problems.append(Problem(field, "starts with '-'", f"write it as '{arg.lstrip('-')}'"))
+        elif arg in RESERVED_ENGINE_ARGS:
+            problems.append(
+                Problem(
+                    field,
+                    "is set by xlinefed from the member's identity",
+                    "remove it; use spec.network or spec.storage instead",
+                )
+            )
+    problems.extend(template_problems(spec))
+    if spec.tls is not None and not (spec.tls.peer_secret_ref or spec.tls.client_secret_ref):
+        problems.append(
+            Problem(
+                "spec.tls",
+                "is set but names no secret",
+                "set peerSecretRef and/or clientSecretRef, or remove spec.tls",
+            )
+        )
+    return problems
+
+
+def federation_problems(name: str, namespace: str, spec: XlineFederationSpec) -> list[Problem]:
+    return topology_problems(name, namespace, spec, spec.clusters)
+
+
+def cluster_problems(namespace: str, spec: XlineClusterSpec) -> list[Problem]:
+    problems = []
+    here = [c for c in spec.clusters if c.id == spec.cluster_id]
+    if not here:
+        problems.append(
+            Problem(
+                "spec.clusterId",
+                f"'{spec.cluster_id}' is not in spec.clusters",
+                "add this cluster to the topology",
+            )
+        )
+    elif here[0].replicas != spec.replicas:
+        problems.append(
+            Problem(
+                "spec.replicas",
+                f"is {spec.replicas} but spec.clusters says "
+                f"{here[0].replicas} for '{spec.cluster_id}'",
+                "make them agree",
+            )
+        )
+    return problems + topology_problems(spec.federation, namespace, spec, spec.clusters)
+
+
+def warnings_for(clusters: Sequence[MemberClusterSpec]) -> list[str]:
+    total = sum(c.replicas for c in clusters)
+    warnings = []
+    if total and total % 2 == 0:
+        warnings.append(
+            f"{total} members (even) tolerate as many failures as {total - 1}; "
+            "an odd total gives the same safety with one member less"
+        )
+    placed = [c for c in clusters if c.replicas]
+    if total and any(c.replicas >= total // 2 + 1 for c in placed):
+        warnings.append(
+            "one cluster holds a majority of the members: losing that cluster loses quorum"
+        )
+    return warnings
+
+
+def _major(version: str) -> int:
+    return int(version.lstrip("v").split(".")[0])
+
+
+def _minor(version: str) -> tuple[int, int]:
+    major, minor = version.lstrip("v").split(".")[:2]
+    return int(major), int(minor)
+
+
+def change_problems(old: ConsensusTemplate, new: ConsensusTemplate) -> list[Problem]:
+    """Changes that cannot be carried out safely one step at a time."""
+    problems = []
+    if old.engine != new.engine:
+        problems.append(
+            Problem(
+                "spec.engine",
+                f"cannot change from {old.engine.value} to {new.engine.value}",
+                "create a new federation and migrate the data",
+            )
+        )
+    if _major(new.version) < _major(old.version):
+        problems.append(
+            Problem(
+                "spec.version",
+                f"{new.version} downgrades across a major version from {old.version}; the "
+                "data format is not readable by the older release",
+                f"keep {old.version} or restore from a backup",
+            )
+        )
+    elif _minor(new.version) < _minor(old.version):
+        problems.append(
+            Problem(
+                "spec.version",
+                f"{new.version} downgrades the minor version from {old.version}, which "
+                "the engine does not support in place",
+                f"keep {old.version}",
+            )
+        )
+    return problems

@@ -1,0 +1,47 @@
+"""From a resource spec to the planner's `Desired`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from xlinefed.api.engines import profile
+from xlinefed.api.models import ConsensusTemplate, ScaleInPolicy, XlineCluster, XlineFederation
+from xlinefed.planner.model import Desired, DesiredMember
+from xlinefed.topology import desired_members
+
+
+def template_revision(template: ConsensusTemplate) -> str:
+    """A short, stable hash of what a member runs; a change means a rolling restart."""
+    payload = json.dumps(
+        {
+            "engine": template.engine.value,
+            "image": template.image,
+            "version": template.version,
+            "args": dict(sorted(template.engine_args.items())),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+
+def desired_from(
+    resource: XlineFederation | XlineCluster, scope: frozenset[str] | None = None
+) -> Desired:
+    spec = resource.spec
+    return Desired(
+        members=tuple(
+            DesiredMember(cluster=m.cluster, ordinal=m.ordinal, name=m.name)
+            for m in desired_members(resource)
+        ),
+        clusters=tuple(c.id for c in spec.clusters),
+        revision=template_revision(spec),
+        engine=profile(spec.engine),
+        bootstrap=spec.bootstrap,
+        cluster_order=spec.update_strategy.cluster_order,
+        partitions=dict(spec.update_strategy.partitions),
+        max_promote_lag=spec.update_strategy.max_promote_lag,
+        delete_data_on_scale_in=spec.storage.on_scale_in is ScaleInPolicy.DELETE,
+        paused=spec.paused,
+        scope=scope,
+    )

@@ -1,0 +1,402 @@
+"""`plan(desired, observed) -> Step`: the safe-step planner.
+
+Pure and deterministic: no I/O, no clock (time is `observed.now`), no randomness, and
+every iteration is over tuples in a fixed order. Reconciliation is an ordered chain of
+guarded phases (as CloudNativePG's); the first phase with something to do returns its
+one step. Later phases run only once earlier ones have nothing left, so a federation
+first regains health, then finishes half-done membership changes, then scales, and only
+then rolls to a new template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from xlinefed.api.models import BootstrapMode, ClusterOrder
+from xlinefed.planner.model import Desired, DesiredMember, Observed, ObservedMember
+from xlinefed.planner.quorum import (
+    healthy_voters,
+    majority,
+    safe_to_promote,
+    safe_to_take_down,
+    voters,
+)
+from xlinefed.planner.steps import (
+    AddLearner,
+    Bootstrap,
+    DeleteMember,
+    Done,
+    PromoteLearner,
+    RemoveMember,
+    RestartMember,
+    StartMember,
+    StartMode,
+    Step,
+    TransferLeadership,
+    Wait,
+)
+
+
+@dataclass(frozen=True)
+class _View:
+    """The inputs with the lookups every rule needs, computed once."""
+
+    desired: Desired
+    observed: Observed
+    desired_names: frozenset[str]
+    listed: tuple[ObservedMember, ...]
+
+    @classmethod
+    def of(cls, desired: Desired, observed: Observed) -> _View:
+        return cls(
+            desired=desired,
+            observed=observed,
+            desired_names=frozenset(m.name for m in desired.members),
+            listed=tuple(m for m in observed.members if m.in_list),
+        )
+
+    def observed_member(self, name: str) -> ObservedMember:
+        found = self.observed.member(name)
+        if found is not None:
+            return found
+        wanted = next(m for m in self.desired.members if m.name == name)
+        return ObservedMember(name=name, cluster=wanted.cluster, ordinal=wanted.ordinal)
+
+    @property
+    def leader(self) -> ObservedMember | None:
+        name = self.observed.leader
+        return self.observed.member(name) if name else None
+
+    def caught_up(self, member: ObservedMember) -> bool:
+        leader = self.leader
+        if leader is None or leader.applied_index is None or member.applied_index is None:
+            return False
+        return leader.applied_index - member.applied_index <= self.desired.max_promote_lag
+
+    def cluster_rank(self, cluster: str | None) -> int:
+        clusters = self.desired.clusters
+        return clusters.index(cluster) if cluster in clusters else len(clusters)
+
+
+Rule = Callable[[_View], Step | None]
+
+
+def plan(desired: Desired, observed: Observed) -> Step:
+    if desired.paused:
+        return Wait("paused: spec.paused is true; set it to false to resume", retry_after=30.0)
+    view = _View.of(desired, observed)
+    rules: tuple[Rule, ...] = (
+        (_before_quorum,)
+        if not observed.member_list_known
+        else (
+            _no_leader,
+            _replace_lost_data,
+            _start_listed,
+            _finish_learner,
+            _remove_strays,
+            _scale_out,
+            _scale_in,
+            _delete_removed,
+            _roll,
+        )
+    )
+    for rule in rules:
+        step = rule(view)
+        if step is not None:
+            return _respect_lock(view, step)
+    return Done()
+
+
+def _respect_lock(view: _View, step: Step) -> Step:
+    holder = view.observed.lock_holder
+    if step.needs_lock and holder is not None:
+        return Wait(f"membership lock held by {holder}; next: {step.describe()}", retry_after=1.0)
+    return step
+
+
+def _ours(view: _View, members: Iterable[ObservedMember]) -> list[ObservedMember]:
+    return [m for m in members if view.desired.in_scope(m.cluster)]
+
+
+# --- before a quorum answers -------------------------------------------------------------
+
+
+def _before_quorum(view: _View) -> Step:
+    desired, observed = view.desired, view.observed
+    crashed = [m for m in _ours(view, observed.members) if m.has_data and not m.running]
+    crashed = [m for m in crashed if m.name in view.desired_names]
+    if crashed:
+        member = min(crashed, key=lambda m: (view.cluster_rank(m.cluster), m.ordinal or 0))
+        return StartMember(member.name, StartMode.EXISTING)
+    if not observed.formed and desired.members:
+        if desired.bootstrap is BootstrapMode.STATIC:
+            initial = desired.members
+        else:
+            initial = desired.members[:1]
+        to_start = [
+            m.name
+            for m in initial
+            if desired.in_scope(m.cluster)
+            and not view.observed_member(m.name).running
+            and not view.observed_member(m.name).has_data
+        ]
+        if to_start:
+            return Bootstrap(tuple(to_start), tuple(m.name for m in initial))
+        running = sum(1 for m in initial if view.observed_member(m.name).running)
+        return Wait(
+            f"bootstrapping: {running} of {len(initial)} initial members running, "
+            f"a quorum needs {majority(len(initial))}",
+            retry_after=1.0,
+        )
+    running = sum(1 for m in observed.members if m.running)
+    return Wait(
+        f"no quorum answers: {running} member(s) running; waiting for a majority to come back",
+        retry_after=2.0,
+    )
+
+
+# --- health first -------------------------------------------------------------------------
+
+
+def _no_leader(view: _View) -> Step | None:
+    if view.leader is None:
+        return Wait("no leader elected yet", retry_after=0.5)
+    return None
+
+
+def _replace_lost_data(view: _View) -> Step | None:
+    """A member that started once but whose data is gone must be removed and re-added:
+    restarting it empty would let it vote without the log it promised to keep."""
+    for member in _ours(view, view.listed):
+        if member.ever_started and not member.has_data:
+            if member.name == view.observed.leader:
+                return Wait(
+                    f"{member.name} lost its data but still leads; waiting for a new leader"
+                )
+            if not safe_to_take_down(view.observed.members, member.name, removes=True):
+                return _quorum_wait(view, f"remove {member.name}, whose data is gone")
+            return RemoveMember(member.name, member.member_id or 0, "its data is gone")
+    return None
+
+
+def _start_listed(view: _View) -> Step | None:
+    """Members in the member list whose process is not running are started: a crash is
+    healed, a freshly added learner gets its process, a late static member joins."""
+    candidates = [
+        m
+        for m in _ours(view, view.listed)
+        if not m.running
+        and (m.has_data or not m.ever_started)
+        and (m.name in view.desired_names or m.is_voter)
+    ]
+    if not candidates:
+        return None
+    member = min(candidates, key=lambda m: (view.cluster_rank(m.cluster), m.ordinal or 0))
+    static_initial = (
+        member.is_voter
+        and not member.ever_started
+        and not member.has_data
+        and view.desired.bootstrap is BootstrapMode.STATIC
+    )
+    return StartMember(member.name, StartMode.NEW if static_initial else StartMode.EXISTING)
+
+
+def _quorum_wait(view: _View, action: str) -> Wait:
+    members = view.observed.members
+    return Wait(
+        f"cannot {action} yet: {healthy_voters(members)} of {len(voters(members))} voters "
+        "healthy, and the step must leave a majority healthy",
+        retry_after=1.0,
+    )
+
+
+# --- membership changes -------------------------------------------------------------------
+
+
+def _finish_learner(view: _View) -> Step | None:
+    """A learner in the list is promoted once caught up; one not wanted is removed."""
+    for learner in (m for m in view.listed if m.is_learner):
+        if learner.name not in view.desired_names:
+            continue  # _remove_strays handles it
+        if not view.desired.in_scope(learner.cluster):
+            return Wait(f"learner {learner.name} of cluster {learner.cluster} is joining")
+        if not learner.running or not learner.healthy:
+            return Wait(f"learner {learner.name} is starting", retry_after=0.5)
+        if not view.caught_up(learner):
+            leader = view.leader
+            gap = (
+                "?"
+                if leader is None
+                else (leader.applied_index or 0) - (learner.applied_index or 0)
+            )
+            return Wait(
+                f"learner {learner.name} is catching up: {gap} entries behind the leader "
+                f"(promote at <= {view.desired.max_promote_lag})",
+                retry_after=0.5,
+            )
+        if not safe_to_promote(view.observed.members, learner.name):
+            return _quorum_wait(view, f"promote {learner.name}")
+        return PromoteLearner(learner.name)
+    return None
+
+
+def _remove_strays(view: _View) -> Step | None:
+    """Learners nobody wants and entries that are not ours leave first: they block adds."""
+    for member in _ours(view, view.listed):
+        stray = member.cluster is None or (
+            member.is_learner and member.name not in view.desired_names
+        )
+        if stray:
+            if member.is_voter and not safe_to_take_down(
+                view.observed.members, member.name, removes=True
+            ):
+                return _quorum_wait(view, f"remove unknown member {member.name}")
+            if member.name == view.observed.leader:
+                return _move_leadership(view, member)
+            return RemoveMember(member.name, member.member_id or 0, "not part of the spec")
+    return None
+
+
+def _scale_out(view: _View) -> Step | None:
+    listed_names = {m.name for m in view.listed}
+    missing = [m for m in view.desired.members if m.name not in listed_names]
+    if not missing:
+        return None
+    ours = [m for m in missing if view.desired.in_scope(m.cluster)]
+    if not ours:
+        return None
+    learners = sum(1 for m in view.listed if m.is_learner)
+    if learners >= view.desired.engine.max_learners:
+        return Wait("another learner is joining; the engine allows one at a time")
+    unhealthy = [m.name for m in view.listed if not m.healthy]
+    if unhealthy:
+        return Wait(f"waiting for {', '.join(unhealthy)} to become healthy before adding a member")
+    member: DesiredMember = ours[0]
+    return AddLearner(member.name)
+
+
+def _scale_in_order(view: _View, member: ObservedMember) -> tuple[int, int, int]:
+    # Clusters gone from the spec drain first, then spec order; highest ordinal first.
+    gone = 0 if member.cluster not in view.desired.clusters else 1
+    return (gone, view.cluster_rank(member.cluster), -(member.ordinal or 0))
+
+
+def _scale_in(view: _View) -> Step | None:
+    unwanted = [m for m in _ours(view, view.listed) if m.name not in view.desired_names]
+    if not unwanted:
+        return None
+    member = min(unwanted, key=lambda m: _scale_in_order(view, m))
+    if member.name == view.observed.leader:
+        return _move_leadership(view, member)
+    remaining = len(voters(view.listed)) - (1 if member.is_voter else 0)
+    if member.is_voter and remaining < view.desired.engine.min_voters:
+        return Wait(
+            f"{view.desired.engine.engine.value} cannot shrink below "
+            f"{view.desired.engine.min_voters} voters (Xline issue #447)",
+            retry_after=30.0,
+        )
+    if not safe_to_take_down(view.observed.members, member.name, removes=True):
+        return _quorum_wait(view, f"remove {member.name}")
+    return RemoveMember(member.name, member.member_id or 0, "scaled in")
+
+
+def _delete_removed(view: _View) -> Step | None:
+    for member in _ours(view, view.observed.members):
+        if member.in_list or member.name in view.desired_names:
+            continue
+        delete_data = view.desired.delete_data_on_scale_in
+        if member.present or (delete_data and member.has_data):
+            return DeleteMember(member.name, delete_data=delete_data)
+    return None
+
+
+# --- rolling update -----------------------------------------------------------------------
+
+
+def _partition(view: _View, cluster: str | None) -> int:
+    return view.desired.partitions.get(cluster or "", 0)
+
+
+def _outdated(view: _View, member: ObservedMember) -> bool:
+    return (
+        member.in_list
+        and member.name in view.desired_names
+        and member.revision != view.desired.revision
+        and (member.ordinal or 0) >= _partition(view, member.cluster)
+    )
+
+
+def _update_order(view: _View) -> list[str]:
+    clusters = list(view.desired.clusters)
+    if view.desired.cluster_order is ClusterOrder.LEADER_LAST:
+        leader = view.leader
+        if leader is not None and leader.cluster in clusters:
+            clusters.remove(leader.cluster)
+            clusters.append(leader.cluster)
+    return clusters
+
+
+def _roll(view: _View) -> Step | None:
+    outdated = [m for m in view.listed if _outdated(view, m)]
+    if not outdated:
+        return None
+    not_ready = [m.name for m in view.listed if not (m.running and m.healthy and view.caught_up(m))]
+    if not_ready:
+        return Wait(
+            f"waiting for {', '.join(not_ready)} to be healthy and caught up before the next "
+            "restart",
+            retry_after=0.5,
+        )
+    for cluster in _update_order(view):
+        in_cluster = [m for m in outdated if m.cluster == cluster]
+        if not in_cluster:
+            continue
+        if not view.desired.in_scope(cluster):
+            return Wait(f"cluster {cluster} updates first", retry_after=2.0)
+        member = max(in_cluster, key=lambda m: m.ordinal or 0)
+        if member.name == view.observed.leader and len(voters(view.listed)) > 1:
+            return _move_leadership(view, member)
+        if (
+            member.is_voter
+            and len(voters(view.listed)) > 1
+            and not safe_to_take_down(view.observed.members, member.name, removes=False)
+        ):
+            return _quorum_wait(view, f"restart {member.name}")
+        return RestartMember(member.name, view.desired.revision)
+    return None
+
+
+def _move_leadership(view: _View, leader: ObservedMember) -> Step:
+    """Invariant 4: the leader is never stopped or removed; pick its successor.
+
+    Preference: a healthy, caught-up, desired voter already on the desired revision, in a
+    cluster that has finished updating, in spec order. If no voter is updated yet (e.g. a
+    partition holds the others back) any healthy desired voter will do: waiting would
+    deadlock, and the new leader is not about to be restarted.
+    """
+    if not view.desired.engine.supports_move_leader:
+        return Wait(f"{leader.name} leads and the engine cannot move leadership", 5.0)
+    candidates = [
+        m
+        for m in view.listed
+        if m.is_voter
+        and m.healthy
+        and m.name != leader.name
+        and m.name in view.desired_names
+        and view.caught_up(m)
+    ]
+    if not candidates:
+        return Wait(f"no healthy, caught-up voter can take leadership from {leader.name}")
+    unfinished = {m.cluster for m in view.listed if _outdated(view, m)}
+
+    def preference(m: ObservedMember) -> tuple[int, int, int, int]:
+        return (
+            0 if m.revision == view.desired.revision else 1,
+            0 if m.cluster not in unfinished else 1,
+            view.cluster_rank(m.cluster),
+            m.ordinal or 0,
+        )
+
+    target = min(candidates, key=preference)
+    return TransferLeadership(leader.name, target.name)

@@ -1,0 +1,182 @@
+"""The closed set of steps the planner returns. Plain, immutable data.
+
+A step names members, never URLs or pods: the executor resolves those through the
+platform. `needs_lock` marks steps that change membership or take a voter away; the
+executor applies them only while holding the global membership lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
+
+
+class StartMode(StrEnum):
+    #: Part of the initial member set of a static bootstrap (`--initial-cluster-state new`).
+    NEW = "new"
+    #: Joins or rejoins a running cluster (`--initial-cluster-state existing`).
+    EXISTING = "existing"
+
+
+@dataclass(frozen=True)
+class Step:
+    needs_lock: ClassVar[bool] = False
+    #: Changes the member list (invariant 1 counts these).
+    changes_membership: ClassVar[bool] = False
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    @property
+    def member(self) -> str | None:
+        return None
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Bootstrap(Step):
+    """Start the initial members of a new cluster together (static) or the seed (dynamic)."""
+
+    members: tuple[str, ...]
+    initial_members: tuple[str, ...]
+
+    def describe(self) -> str:
+        return (
+            f"bootstrap {', '.join(self.members)} (initial cluster of {len(self.initial_members)})"
+        )
+
+
+@dataclass(frozen=True)
+class AddLearner(Step):
+    needs_lock: ClassVar[bool] = True
+    changes_membership: ClassVar[bool] = True
+    name: str
+
+    @property
+    def member(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        return f"add {self.name} as a learner"
+
+
+@dataclass(frozen=True)
+class StartMember(Step):
+    name: str
+    mode: StartMode
+
+    @property
+    def member(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        return f"start {self.name} ({self.mode.value} cluster)"
+
+
+@dataclass(frozen=True)
+class PromoteLearner(Step):
+    needs_lock: ClassVar[bool] = True
+    changes_membership: ClassVar[bool] = True
+    name: str
+
+    @property
+    def member(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        return f"promote learner {self.name} to voter"
+
+
+@dataclass(frozen=True)
+class TransferLeadership(Step):
+    needs_lock: ClassVar[bool] = True
+    source: str
+    target: str
+
+    @property
+    def member(self) -> str:
+        return self.source
+
+    def describe(self) -> str:
+        return f"move leadership from {self.source} to {self.target}"
+
+
+@dataclass(frozen=True)
+class RemoveMember(Step):
+    needs_lock: ClassVar[bool] = True
+    changes_membership: ClassVar[bool] = True
+    name: str
+    member_id: int
+    reason: str
+
+    @property
+    def member(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        return f"remove {self.name} from the member list ({self.reason})"
+
+
+@dataclass(frozen=True)
+class DeleteMember(Step):
+    """Stop a member that is no longer in the member list and free its place."""
+
+    name: str
+    delete_data: bool
+
+    @property
+    def member(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        data = "deleting" if self.delete_data else "keeping"
+        return f"delete {self.name}, {data} its data"
+
+
+@dataclass(frozen=True)
+class RestartMember(Step):
+    """Stop a member and start it again with the desired template (version, args)."""
+
+    needs_lock: ClassVar[bool] = True
+    name: str
+    revision: str
+
+    @property
+    def member(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        return f"restart {self.name} with template {self.revision}"
+
+
+@dataclass(frozen=True)
+class Wait(Step):
+    reason: str
+    retry_after: float = 1.0
+
+    def describe(self) -> str:
+        return f"wait: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Done(Step):
+    def describe(self) -> str:
+        return "done: the federation matches the spec"
+
+
+ALL_STEPS: tuple[type[Step], ...] = (
+    Bootstrap,
+    AddLearner,
+    StartMember,
+    PromoteLearner,
+    TransferLeadership,
+    RemoveMember,
+    DeleteMember,
+    RestartMember,
+    Wait,
+    Done,
+)
