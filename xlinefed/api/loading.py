@@ -23,6 +23,7 @@ _FIXES = {
     "string_too_long": "shorten it",
     "string_too_short": "set a value",
     "too_short": "add at least one entry",
+    "too_long": "remove entries",
     "int_parsing": "use a whole number",
     "int_type": "use a whole number",
 }

@@ -22,6 +22,11 @@ API_VERSION = f"{GROUP}/{VERSION}"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DEFAULT_DNS_TEMPLATE = "{member}.{cluster}.{federation}.{namespace}.svc.clusterset.local"
 
+#: Bounds that keep the CRD's CEL rules within the apiserver's cost budget.
+MAX_CLUSTERS = 64
+MAX_MAP_ENTRIES = 64
+MAX_TEMPLATE_LENGTH = 512
+
 Dns1123Label = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
 
 
@@ -113,6 +118,7 @@ class PortsSpec(Model):
 class NetworkSpec(Model):
     dns_template: str = Field(
         default=DEFAULT_DNS_TEMPLATE,
+        max_length=MAX_TEMPLATE_LENGTH,
         description=(
             "Host name of a member. Placeholders: {member} (required), {cluster}, "
             "{federation}, {namespace}, {ordinal}."
@@ -130,6 +136,7 @@ class UpdateStrategy(Model):
     cluster_order: ClusterOrder = ClusterOrder.LEADER_LAST
     partitions: dict[str, Annotated[int, Field(ge=0)]] = Field(
         default_factory=dict,
+        max_length=MAX_MAP_ENTRIES,
         description="Per cluster id: members with an ordinal below it keep the old template.",
     )
     max_promote_lag: int = Field(
@@ -152,13 +159,15 @@ class ConsensusTemplate(Model):
     network: NetworkSpec = NetworkSpec()
     tls: TLSSpec | None = None
     engine_args: dict[str, str] = Field(
-        default_factory=dict, description="Extra engine flags, without the leading dashes."
+        default_factory=dict,
+        max_length=MAX_MAP_ENTRIES,
+        description="Extra engine flags, without the leading dashes.",
     )
     paused: bool = False
 
 
 class XlineFederationSpec(ConsensusTemplate):
-    clusters: list[MemberClusterSpec] = Field(min_length=1)
+    clusters: list[MemberClusterSpec] = Field(min_length=1, max_length=MAX_CLUSTERS)
 
 
 class XlineClusterSpec(ConsensusTemplate):
@@ -166,7 +175,7 @@ class XlineClusterSpec(ConsensusTemplate):
     cluster_id: Dns1123Label
     replicas: int = Field(ge=0, le=99)
     #: The whole topology, this cluster included, in federation order.
-    clusters: list[MemberClusterSpec] = Field(min_length=1)
+    clusters: list[MemberClusterSpec] = Field(min_length=1, max_length=MAX_CLUSTERS)
 
 
 class Condition(Model):
