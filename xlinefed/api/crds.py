@@ -1,0 +1,551 @@
+"""CustomResourceDefinitions (apiextensions.k8s.io/v1) generated from the pydantic models.
+
+The models are the source of truth; `deploy/crds/*.yaml` is generated from them and a test
+fails when the committed files drift. Regenerate with
+
+    python -m xlinefed.api.crds --write deploy/crds     # or hack/gen_crds.sh
+    python -m xlinefed.api.crds --check deploy/crds     # exit 1 if they differ
+
+The pydantic JSON schema is turned into a *structural* schema (every node typed, `$ref`s
+inlined, no `anyOf`/`const`/`title`/`$defs`, `anyOf [X, null]` → X with `nullable: true`),
+and rules across fields that CEL can express are added as `x-kubernetes-validations`, with
+messages that name the field and the fix, as `validation.py` does. Building the manifests is
+pure; only `main()` touches files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from xlinefed.api.models import (
+    GROUP,
+    VERSION,
+    ConsensusStatus,
+    XlineClusterSpec,
+    XlineFederationSpec,
+)
+from xlinefed.api.validation import RESERVED_ENGINE_ARGS, TEMPLATE_PLACEHOLDERS
+
+__all__ = [
+    "CRDS",
+    "CrdInfo",
+    "all_crds",
+    "crd",
+    "main",
+    "render",
+    "rendered_files",
+    "structural_schema",
+]
+
+#: Keywords a structural schema may carry (apiextensions.k8s.io/v1 JSONSchemaProps we use).
+ALLOWED_KEYWORDS = frozenset(
+    {
+        "type",
+        "description",
+        "properties",
+        "required",
+        "items",
+        "additionalProperties",
+        "enum",
+        "default",
+        "nullable",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "pattern",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "minProperties",
+        "maxProperties",
+        "uniqueItems",
+        "format",
+        "x-kubernetes-validations",
+        "x-kubernetes-preserve-unknown-fields",
+        "x-kubernetes-list-type",
+        "x-kubernetes-list-map-keys",
+        "x-kubernetes-map-type",
+        "x-kubernetes-int-or-string",
+        "x-kubernetes-embedded-resource",
+    }
+)
+
+#: Pydantic output that carries no meaning for Kubernetes (or that Kubernetes rejects).
+_DROPPED = frozenset(
+    {"title", "$defs", "discriminator", "examples", "readOnly", "writeOnly", "$schema"}
+)
+
+
+class SchemaError(ValueError):
+    """The models use a JSON-schema construct that has no structural equivalent."""
+
+
+# --------------------------------------------------------------------------------------
+# JSON schema → structural schema
+
+
+def _strip_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_none(v) for v in value]
+    return value
+
+
+def _resolve(ref: str, defs: dict[str, Any]) -> dict[str, Any]:
+    prefix = "#/$defs/"
+    if not ref.startswith(prefix) or ref[len(prefix) :] not in defs:
+        raise SchemaError(f"cannot inline $ref {ref!r}")
+    return defs[ref[len(prefix) :]]
+
+
+def _convert(node: dict[str, Any], defs: dict[str, Any], where: str) -> dict[str, Any]:
+    node = dict(node)
+    out: dict[str, Any] = {}
+    # Inline references; keys beside the $ref (description, default) win over the target's.
+    if "$ref" in node:
+        out.update(_convert(_resolve(node.pop("$ref"), defs), defs, where))
+    if "allOf" in node:
+        parts = node.pop("allOf")
+        if len(parts) != 1:
+            raise SchemaError(f"{where}: allOf with {len(parts)} parts is not structural")
+        out.update(_convert(parts[0], defs, where))
+    if "anyOf" in node or "oneOf" in node:
+        options = node.pop("anyOf", None) or node.pop("oneOf")
+        concrete = [o for o in options if o != {"type": "null"}]
+        if len(concrete) != 1:
+            raise SchemaError(f"{where}: a union of {len(concrete)} types is not structural")
+        out.update(_convert(concrete[0], defs, where))
+        if len(concrete) < len(options):
+            out["nullable"] = True
+    if "const" in node:
+        out["enum"] = [node.pop("const")]
+    if "exclusiveMinimum" in node:  # JSON Schema's number → OpenAPI 3.0's boolean
+        out["minimum"] = node.pop("exclusiveMinimum")
+        out["exclusiveMinimum"] = True
+    if "exclusiveMaximum" in node:
+        out["maximum"] = node.pop("exclusiveMaximum")
+        out["exclusiveMaximum"] = True
+    for key, value in node.items():
+        if key in _DROPPED:
+            continue
+        if key == "properties":
+            out[key] = {name: _convert(sub, defs, f"{where}.{name}") for name, sub in value.items()}
+        elif key == "items":
+            out[key] = _convert(value, defs, f"{where}[*]")
+        elif key == "additionalProperties":
+            # `false` beside `properties` is forbidden in a CRD; the apiserver prunes (or, with
+            # fieldValidation=Strict, rejects) unknown fields instead.
+            if isinstance(value, dict):
+                out[key] = _convert(value, defs, f"{where}.*")
+            elif value is not False:
+                raise SchemaError(f"{where}: additionalProperties {value!r} is not structural")
+        elif key == "default":
+            if value is not None:
+                out[key] = _strip_none(value)
+        elif key in ALLOWED_KEYWORDS:
+            out[key] = value
+        else:
+            raise SchemaError(f"{where}: keyword {key!r} has no structural equivalent")
+    if "type" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+        raise SchemaError(f"{where}: no type")
+    return out
+
+
+def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's validation JSON schema (camelCase) as a structural OpenAPI v3 schema."""
+    schema = model.model_json_schema(by_alias=True, mode="validation")
+    defs = schema.pop("$defs", {})
+    return _convert(schema, defs, model.__name__)
+
+
+# --------------------------------------------------------------------------------------
+# CEL rules (x-kubernetes-validations): the cross-field rules of validation.py that CEL
+# can express. Each message names the field and the fix.
+
+
+def _rule(
+    rule: str,
+    message: str,
+    *,
+    field_path: str | None = None,
+    reason: str | None = None,
+    message_expression: str | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    if reason:
+        out["reason"] = reason
+    if message_expression:
+        out["messageExpression"] = message_expression
+    return out
+
+
+def _cel_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+_PLACEHOLDER_RE = (
+    "^([^{}]|\\{(" + "|".join(sorted(TEMPLATE_PLACEHOLDERS)) + ")\\})*$"
+)  # only known {placeholders}, balanced braces
+
+
+def _major(expr: str) -> str:
+    return f"int({expr}.replace('v', '').split('.')[0])"
+
+
+def _minor(expr: str) -> str:
+    return f"int({expr}.replace('v', '').split('.')[1])"
+
+
+def _template_rules(prefix: str) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """Rules shared by both tiers, keyed by the path of the node they sit on."""
+    p = prefix
+    return {
+        ("spec", "clusters"): [
+            _rule(
+                "self.all(c, self.exists_one(d, d.id == c.id))",
+                f"{p}.clusters: a cluster id is listed more than once; list each member "
+                "cluster once and sum its replicas",
+                reason="FieldValueDuplicate",
+            ),
+        ],
+        ("spec",): [
+            _rule(
+                "self.clusters.exists(c, c.replicas > 0)",
+                f"{p}.clusters: the federation would have zero voters and lose all data; "
+                "keep replicas >= 1 in some cluster (delete the resource to tear it down)",
+                field_path=".clusters",
+            ),
+            _rule(
+                "!has(self.engine) || self.engine != 'xline' || "
+                "self.clusters.map(c, c.replicas).sum() >= 3",
+                f"{p}.clusters: xline needs at least 3 members in all (it can neither grow "
+                "from one member nor shrink below three, Xline issue #447); set replicas "
+                "so that they add up to 3 or more",
+                field_path=".clusters",
+            ),
+            _rule(
+                "!has(self.updateStrategy) || !has(self.updateStrategy.partitions) || "
+                "self.updateStrategy.partitions.all(k, self.clusters.exists(c, c.id == k))",
+                f"{p}.updateStrategy.partitions: names a cluster that is not in "
+                f"{p}.clusters; use one of the ids in {p}.clusters or remove the entry",
+                field_path=".updateStrategy.partitions",
+            ),
+            _rule(
+                "!has(self.updateStrategy) || !has(self.updateStrategy.partitions) || "
+                "self.updateStrategy.partitions.all(k, !self.clusters.exists(c, c.id == k) "
+                "|| self.clusters.exists(c, c.id == k && "
+                "self.updateStrategy.partitions[k] <= c.replicas))",
+                f"{p}.updateStrategy.partitions: a partition is larger than its cluster's "
+                "replicas; set it between 0 and the cluster's replicas",
+                field_path=".updateStrategy.partitions",
+            ),
+        ],
+        ("spec", "engine"): [
+            _rule(
+                "self == oldSelf",
+                f"{p}.engine: cannot be changed in place; create a new federation and "
+                "migrate the data",
+            ),
+        ],
+        ("spec", "version"): [
+            _rule(
+                f"{_major('self')} >= {_major('oldSelf')}",
+                f"{p}.version: downgrades across a major version, whose data format the "
+                "older release cannot read; keep the current version or restore from a backup",
+            ),
+            _rule(
+                f"{_major('self')} != {_major('oldSelf')} || "
+                f"{_minor('self')} >= {_minor('oldSelf')}",
+                f"{p}.version: downgrades the minor version, which the engine does not "
+                "support in place; keep the current version",
+            ),
+        ],
+        ("spec", "engineArgs"): [
+            _rule(
+                "self.all(k, !k.startsWith('-'))",
+                f"{p}.engineArgs: a flag starts with '-'; write flags without the leading dashes",
+            ),
+            _rule(
+                f"self.all(k, !(k in {_cel_list(sorted(RESERVED_ENGINE_ARGS))}))",
+                f"{p}.engineArgs: sets a flag that xlinefed derives from the member's "
+                f"identity ({', '.join(sorted(RESERVED_ENGINE_ARGS))}); remove it and use "
+                f"{p}.network or {p}.storage instead",
+                reason="FieldValueForbidden",
+            ),
+        ],
+        ("spec", "network", "dnsTemplate"): [
+            _rule(
+                "self.contains('{member}')",
+                f"{p}.network.dnsTemplate: lacks the required placeholder {{member}}, so "
+                "members would share a name; add {member}, e.g. "
+                "'{member}.{cluster}.{federation}.{namespace}.svc.clusterset.local'",
+            ),
+            _rule(
+                f"self.matches('{_PLACEHOLDER_RE}')",
+                f"{p}.network.dnsTemplate: has an unknown placeholder or unbalanced braces; "
+                f"use only {', '.join('{' + n + '}' for n in sorted(TEMPLATE_PLACEHOLDERS))}",
+            ),
+        ],
+        ("spec", "tls"): [
+            _rule(
+                "(has(self.peerSecretRef) && self.peerSecretRef != '') || "
+                "(has(self.clientSecretRef) && self.clientSecretRef != '')",
+                f"{p}.tls: is set but names no secret; set peerSecretRef and/or "
+                f"clientSecretRef, or remove {p}.tls",
+            ),
+        ],
+    }
+
+
+def _member_name_rule(federation: str, clusters: str, field_path: str) -> dict[str, Any]:
+    """`<federation>-<cluster>-<highest ordinal>` must fit a DNS label (63 characters)."""
+    return _rule(
+        f"{clusters}.all(c, c.replicas == 0 || "
+        f"size({federation}) + size(c.id) + size(string(c.replicas - 1)) + 2 <= 63)",
+        "spec.clusters[*].id: a member name '<federation>-<cluster>-<ordinal>' would be "
+        "longer than 63 characters (a pod name and DNS label); shorten the federation name "
+        "or the cluster id",
+        field_path=field_path,
+    )
+
+
+def _federation_rules() -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    rules = _template_rules("spec")
+    rules[()] = [
+        _rule(
+            "size(self.metadata.name) <= 63 && !self.metadata.name.contains('.')",
+            "metadata.name: the federation name must be a DNS-1123 label (at most 63 "
+            "characters, no dots) because it prefixes every member name; choose a shorter "
+            "name without dots",
+        ),
+        _member_name_rule("self.metadata.name", "self.spec.clusters", ".spec.clusters"),
+    ]
+    return rules
+
+
+def _cluster_rules() -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    rules = _template_rules("spec")
+    rules[("spec",)] += [
+        _rule(
+            "self.clusters.exists(c, c.id == self.clusterId)",
+            "spec.clusterId: is not in spec.clusters; add this cluster to the topology",
+            field_path=".clusterId",
+        ),
+        _rule(
+            "self.clusters.all(c, c.id != self.clusterId || c.replicas == self.replicas)",
+            "spec.replicas: differs from this cluster's replicas in spec.clusters; make them agree",
+            field_path=".replicas",
+        ),
+        _member_name_rule("self.federation", "self.clusters", ".clusters"),
+    ]
+    return rules
+
+
+# --------------------------------------------------------------------------------------
+# The CRDs
+
+
+@dataclass(frozen=True)
+class CrdInfo:
+    kind: str
+    plural: str
+    singular: str
+    short_names: tuple[str, ...]
+    spec_model: type[BaseModel]
+    description: str
+    columns: tuple[dict[str, Any], ...]
+    rules: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
+    @property
+    def filename(self) -> str:
+        return f"{GROUP}_{self.plural}.yaml"
+
+
+def _column(name: str, path: str, kind: str = "string", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "type": kind, "jsonPath": path, **extra}
+
+
+_STATUS_COLUMNS = (
+    _column("Ready", ".status.ready", description="Ready members / desired members"),
+    _column("Leader", ".status.leader"),
+    _column("Version", ".spec.version"),
+    _column("Phase", ".status.phase"),
+    _column("Age", ".metadata.creationTimestamp", "date"),
+)
+
+CRDS: tuple[CrdInfo, ...] = (
+    CrdInfo(
+        kind="XlineFederation",
+        plural="xlinefederations",
+        singular="xlinefederation",
+        short_names=("xfed", "xlf"),
+        spec_model=XlineFederationSpec,
+        description=(
+            "One Xline or etcd consensus cluster spread over several member clusters "
+            "(Karmada tier). The federation operator splits it into one XlineCluster per "
+            "member cluster and sequences membership changes across them."
+        ),
+        columns=(
+            _column("Clusters", ".status.clusters", description="Members per cluster"),
+            *_STATUS_COLUMNS,
+        ),
+        rules=_federation_rules(),
+    ),
+    CrdInfo(
+        kind="XlineCluster",
+        plural="xlineclusters",
+        singular="xlinecluster",
+        short_names=("xcl",),
+        spec_model=XlineClusterSpec,
+        description=(
+            "One member cluster's share of an XlineFederation (member tier), carrying the "
+            "whole topology so the member operator can name every peer."
+        ),
+        columns=(
+            _column("Federation", ".spec.federation"),
+            _column("Replicas", ".spec.replicas", "integer"),
+            _column("Clusters", ".status.clusters", priority=1),
+            *_STATUS_COLUMNS,
+        ),
+        rules=_cluster_rules(),
+    ),
+)
+
+
+def _node(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    node = schema
+    for part in path:
+        try:
+            node = node["properties"][part]
+        except KeyError:
+            raise SchemaError(f"no field {'.'.join(path)} for a CEL rule") from None
+    return node
+
+
+def crd(info: CrdInfo) -> dict[str, Any]:
+    """The CustomResourceDefinition manifest for one kind."""
+    spec = structural_schema(info.spec_model)
+    status = structural_schema(ConsensusStatus)
+    status["description"] = "Observed state, written by the operator."
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": info.description,
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "xlinefed.io/v1alpha1"},
+            "kind": {"type": "string", "description": info.kind},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status,
+        },
+    }
+    for path, rules in info.rules.items():
+        _node(root, path).setdefault("x-kubernetes-validations", []).extend(copy.deepcopy(rules))
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": info.name},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": info.kind,
+                "listKind": f"{info.kind}List",
+                "plural": info.plural,
+                "singular": info.singular,
+                "shortNames": list(info.short_names),
+                "categories": ["xlinefed"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [dict(c) for c in info.columns],
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
+        },
+    }
+
+
+def all_crds() -> dict[str, dict[str, Any]]:
+    """kind → CRD manifest."""
+    return {info.kind: crd(info) for info in CRDS}
+
+
+_HEADER = (
+    "# Generated from the pydantic models in xlinefed/api by `python -m xlinefed.api.crds "
+    "--write deploy/crds`.\n# Do not edit by hand; change the models and regenerate.\n"
+)
+
+
+def render(manifest: dict[str, Any]) -> str:
+    """Deterministic YAML: sorted keys, block style, no line wrapping."""
+    return _HEADER + yaml.safe_dump(
+        manifest, sort_keys=True, default_flow_style=False, width=10_000, allow_unicode=True
+    )
+
+
+def rendered_files() -> dict[str, str]:
+    """file name → YAML text, for every CRD."""
+    return {info.filename: render(crd(info)) for info in CRDS}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m xlinefed.api.crds", description="Generate the xlinefed CRDs."
+    )
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", metavar="DIR", type=Path, help="write the YAML files to DIR")
+    mode.add_argument(
+        "--check", metavar="DIR", type=Path, help="exit 1 if DIR's files differ from the models"
+    )
+    mode.add_argument("--print", action="store_true", help="print all CRDs to stdout")
+    args = parser.parse_args(argv)
+    files = rendered_files()
+    if args.print:
+        sys.stdout.write("---\n".join(files.values()))
+        return 0
+    if args.write:
+        args.write.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (args.write / name).write_text(text)
+            print(f"wrote {args.write / name}")
+        return 0
+    stale = [
+        name
+        for name, text in files.items()
+        if not (args.check / name).is_file() or (args.check / name).read_text() != text
+    ]
+    for name in stale:
+        print(
+            f"{args.check / name} differs from the models; "
+            f"run: python -m xlinefed.api.crds --write {args.check}",
+            file=sys.stderr,
+        )
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
