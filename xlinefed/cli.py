@@ -1,0 +1,317 @@
+"""`xlinefed …`: the command line. Parsing and printing only; the work is elsewhere.
+
+typer (on click) for commands and help, rich for tables and progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from xlinefed.api.loading import load_federation_yaml
+from xlinefed.api.validation import SpecError
+from xlinefed.platforms.local import federations as local_ops
+from xlinefed.platforms.local.platform import EngineNotFound
+from xlinefed.platforms.local.state import FederationDir, default_root, list_federations
+
+app = typer.Typer(
+    help="Run one Xline/etcd consensus cluster across many clusters, or on this machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+local = typer.Typer(help="Run a whole federation as local processes.", no_args_is_help=True)
+app.add_typer(local, name="local")
+
+console = Console()
+errors = Console(stderr=True)
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        envvar="XLINEFED_STATE_DIR",
+        help="Where local federations live [default: ~/.local/state/xlinefed].",
+    ),
+]
+Timeout = Annotated[float, typer.Option(help="Seconds to wait for the spec to be reached.")]
+
+
+def _root(state_dir: Path | None) -> Path:
+    return state_dir or default_root()
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _spec_fail(error: SpecError) -> typer.Exit:
+    errors.print("[bold red]error:[/] the spec is not valid:", highlight=False)
+    for problem in error.problems:
+        errors.print(
+            f"  • [bold]{problem.field}[/]: {problem.message}; {problem.fix}", highlight=False
+        )
+    return typer.Exit(2)
+
+
+def _progress_line(status: dict[str, Any] | None, elapsed: float) -> str:
+    if not status:
+        return f"[{elapsed:5.1f}s] starting the controller…"
+    step = status.get("currentStep") or {}
+    what = step.get("reason") or "reached"
+    if status.get("error"):
+        what = f"[red]{status['error']}[/]"
+    return (
+        f"[{elapsed:5.1f}s] {status.get('phase', '?'):<13} ready {status.get('ready', '?'):<5} "
+        f"leader {status.get('leader') or '-':<22} {what}"
+    )
+
+
+def _wait(root: Path, name: str, generation: int, timeout: float) -> dict[str, Any]:
+    last = ""
+    interactive = console.is_terminal
+    with Live(console=console, transient=True, auto_refresh=False) as live:
+
+        def show(progress: local_ops.Progress) -> None:
+            nonlocal last
+            line = _progress_line(progress.status, progress.elapsed)
+            if progress.controller_restarted:
+                console.print("controller was not running; started it")
+            if interactive:
+                live.update(line, refresh=True)
+            else:
+                # Non-interactive output (CI, pipes): print a line only when it changes.
+                core = line.split("] ", 1)[-1]
+                if core != last:
+                    console.print(line, highlight=False)
+                    last = core
+
+        try:
+            return local_ops.wait_converged(root, name, generation, timeout, show)
+        except local_ops.NotConverged as error:
+            raise _fail(str(error)) from None
+
+
+def _run_change(root: Path, name: str, action: Any, timeout: float) -> None:
+    try:
+        generation = action()
+    except SpecError as error:
+        raise _spec_fail(error) from None
+    except (local_ops.NotFound, EngineNotFound) as error:
+        raise _fail(str(error)) from None
+    status = _wait(root, name, generation, timeout)
+    console.print(f"[green]✓[/] {name} reached generation {generation}")
+    print_table(status)
+
+
+@local.command("up")
+def up(
+    file: Annotated[Path, typer.Option("-f", "--file", help="An XlineFederation YAML file.")],
+    state_dir: StateDir = None,
+    timeout: Timeout = 180.0,
+) -> None:
+    """Create (or update) a local federation from FILE; returns once it is Available."""
+    try:
+        federation = load_federation_yaml(file.read_text())
+    except FileNotFoundError:
+        raise _fail(f"{file} does not exist; pass an XlineFederation YAML with -f") from None
+    except SpecError as error:
+        raise _spec_fail(error) from None
+    root = _root(state_dir)
+    _run_change(root, federation.name, lambda: local_ops.apply_spec(root, federation), timeout)
+
+
+@local.command("scale")
+def scale(
+    name: str,
+    assignments: Annotated[list[str], typer.Argument(help="CLUSTER=N, one or more.")],
+    state_dir: StateDir = None,
+    timeout: Timeout = 300.0,
+) -> None:
+    """Set replicas per cluster (several at once is safe); a new id adds a cluster, N=0
+    drains and removes one."""
+    root = _root(state_dir)
+
+    def action() -> int:
+        return local_ops.scale(root, name, local_ops.parse_assignments(assignments, "CLUSTER=N"))
+
+    _run_change(root, name, action, timeout)
+
+
+@local.command("upgrade")
+def upgrade(
+    name: str,
+    version: Annotated[str | None, typer.Option(help="The engine version to roll to.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Engine flag KEY=VALUE (without dashes); KEY= removes it."),
+    ] = None,
+    state_dir: StateDir = None,
+    timeout: Timeout = 300.0,
+) -> None:
+    """Rolling update: one member at a time, leader last, never losing quorum."""
+    root = _root(state_dir)
+
+    def action() -> int:
+        args = local_ops.parse_assignments(set_ or [], "--set KEY=VALUE")
+        return local_ops.upgrade(root, name, version, args)
+
+    _run_change(root, name, action, timeout)
+
+
+def print_table(status: dict[str, Any] | None) -> None:
+    if not status:
+        console.print("no status yet: the controller has not finished a pass")
+        return
+    table = Table(
+        title=f"phase {status.get('phase')}  ·  ready {status.get('ready')}  ·  "
+        f"leader {status.get('leader') or '-'}  ·  clusters {status.get('clusters')}"
+    )
+    for column in (
+        "member",
+        "cluster",
+        "role",
+        "leader",
+        "version",
+        "healthy",
+        "raft index",
+        "lag",
+    ):
+        table.add_column(column, justify="right" if column in ("raft index", "lag") else "left")
+    members = status.get("members", [])
+    lead = max((m.get("raftIndex") or 0 for m in members if m.get("leader")), default=None)
+    for m in members:
+        index = m.get("raftIndex")
+        lag = "" if index is None or lead is None else str(max(lead - index, 0))
+        table.add_row(
+            m["name"],
+            m.get("cluster", ""),
+            m.get("role") or "-",
+            "★" if m.get("leader") else "",
+            m.get("version") or "-",
+            "[green]yes[/]" if m.get("healthy") else "[red]no[/]",
+            "" if index is None else str(index),
+            lag,
+        )
+    console.print(table)
+    step = status.get("currentStep")
+    if step:
+        console.print(f"step: {step.get('kind')} — {step.get('reason')}", highlight=False)
+    for warning in status.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if status.get("error"):
+        console.print(f"[red]error:[/] {status['error']}", highlight=False)
+
+
+@local.command("status")
+def status(
+    name: str,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh every second.")] = False,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+    state_dir: StateDir = None,
+) -> None:
+    """Members, roles, leader, versions, health, raft index and lag."""
+    if output not in ("table", "json"):
+        raise _fail(f"--output '{output}' is not known; use table or json", 2)
+    root = _root(state_dir)
+    try:
+        directory = local_ops.federation_dir(root, name)
+    except local_ops.NotFound as error:
+        raise _fail(str(error)) from None
+    if output == "json":
+        console.print_json(json.dumps(directory.read_status() or {}))
+        return
+    if not watch:
+        print_table(directory.read_status())
+        if not local_ops.controller_running(root, name):
+            console.print(
+                "[yellow]note:[/] the controller is not running; any `xlinefed "
+                "local` change command (or `up -f`) restarts it",
+                highlight=False,
+            )
+        return
+    try:
+        while True:
+            console.clear()
+            print_table(directory.read_status())
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+
+
+@local.command("down")
+def down(
+    name: str,
+    purge: Annotated[bool, typer.Option(help="Also delete data, logs and the spec.")] = False,
+    state_dir: StateDir = None,
+) -> None:
+    """Stop the controller and every member (data is kept unless --purge)."""
+    try:
+        stopped = local_ops.down(_root(state_dir), name, purge)
+    except local_ops.NotFound as error:
+        raise _fail(str(error)) from None
+    console.print(f"stopped {len(stopped)} member(s){' and purged the state' if purge else ''}")
+
+
+@local.command("logs")
+def logs(
+    name: str,
+    member: str,
+    lines: Annotated[int, typer.Option("--lines", "-n")] = 50,
+    state_dir: StateDir = None,
+) -> None:
+    """The last lines of a member's log (`controller` for the controller's)."""
+    try:
+        directory = local_ops.federation_dir(_root(state_dir), name)
+    except local_ops.NotFound as error:
+        raise _fail(str(error)) from None
+    path = directory.controller_log if member == "controller" else directory.member_log(member)
+    if not path.exists():
+        known = ", ".join(directory.members_on_disk()) or "none yet"
+        raise _fail(f"no log for '{member}'; members: {known} (or 'controller')")
+    for line in path.read_text(errors="replace").splitlines()[-lines:]:
+        sys.stdout.write(line + "\n")
+
+
+@local.command("list")
+def list_(state_dir: StateDir = None) -> None:
+    """Local federations and their phase."""
+    root = _root(state_dir)
+    table = Table("name", "phase", "ready", "leader", "clusters", "controller")
+    for name in list_federations(root):
+        status = FederationDir(root, name).read_status() or {}
+        table.add_row(
+            name,
+            status.get("phase", "-"),
+            status.get("ready", "-"),
+            status.get("leader") or "-",
+            status.get("clusters") or "-",
+            "running" if local_ops.controller_running(root, name) else "stopped",
+        )
+    console.print(table)
+
+
+@local.command("controller", hidden=True)
+def controller(name: str, state_dir: StateDir = None) -> None:
+    """Run the reconcile loop of one federation (started for you by the other commands)."""
+    from xlinefed.platforms.local.controller import main
+
+    raise typer.Exit(main(_root(state_dir), name))
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""observe → plan → apply one step → observe again (level-triggered, idempotent).
+
+The executor is the imperative shell around the pure planner. It reads the platform
+(processes or pods) and the consensus store (member list, per-member status, the lock),
+builds `Observed`, asks `plan`, and carries out the one step it gets. Steps that need the
+global membership lock are applied only while holding it, after observing and planning
+again under it, so two executors can never act on a stale view at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from xlinefed.consensus.client import ConsensusClient, EndpointStatus, MemberInfo
+from xlinefed.consensus.lock import MembershipLock
+from xlinefed.logs import get_logger
+from xlinefed.planner import (
+    AddLearner,
+    Bootstrap,
+    DeleteMember,
+    Desired,
+    Done,
+    Observed,
+    ObservedMember,
+    PromoteLearner,
+    RemoveMember,
+    RestartMember,
+    StartMember,
+    StartMode,
+    Step,
+    TransferLeadership,
+    Wait,
+    plan,
+)
+from xlinefed.platforms.base import MemberRuntime, Platform
+from xlinefed.topology import parse_member_name
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one observation saw, for status reporting."""
+
+    observed: Observed
+    member_list: tuple[MemberInfo, ...]
+    statuses: dict[str, EndpointStatus]
+    runtimes: dict[str, MemberRuntime]
+    lock_holder: str | None
+
+
+@dataclass
+class Outcome:
+    step: Step
+    snapshot: Snapshot
+    applied: bool
+    error: str | None = None
+    seconds: float = 0.0
+    lock_wait: float = 0.0
+
+
+@dataclass
+class Executor:
+    platform: Platform
+    federation: str
+    holder_id: str
+    #: Per-call deadline for consensus requests, in seconds.
+    request_timeout: float = 3.0
+    #: How long a lock-needing step waits for the lock before giving up this pass.
+    lock_timeout: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+    _lock_ttl: int = field(default=10)
+
+    # --- observation ---------------------------------------------------------------
+    def _endpoints(self, names: Sequence[str]) -> list[str]:
+        return [self.platform.client_url(n) for n in names]
+
+    def _name_of(self, info: MemberInfo, desired: Desired, names: Sequence[str]) -> str:
+        if info.name:
+            return info.name
+        by_peer = {self.platform.peer_url(n): n for n in names}
+        for url in info.peer_urls:
+            if url in by_peer:
+                return by_peer[url]
+        return f"unknown-{info.id:x}"
+
+    async def observe(self, desired: Desired) -> Snapshot:
+        names = sorted({m.name for m in desired.members} | set(self.platform.known_members()))
+        runtimes = dict(
+            zip(
+                names, await asyncio.gather(*(self.platform.runtime(n) for n in names)), strict=True
+            )
+        )
+        running = [n for n in names if runtimes[n].running]
+        member_list: tuple[MemberInfo, ...] = ()
+        statuses: dict[str, EndpointStatus] = {}
+        lock_holder: str | None = None
+        known = False
+        if running:
+            async with ConsensusClient(
+                self._endpoints(running), timeout=self.request_timeout
+            ) as client:
+                try:
+                    member_list = tuple(await client.member_list())
+                    known = True
+                except Exception as error:  # any failure means "no quorum answered"
+                    log.debug("member list unavailable", error=str(error))
+                results = await asyncio.gather(
+                    *(client.status(self.platform.client_url(n)) for n in running),
+                    return_exceptions=True,
+                )
+                for name, result in zip(running, results, strict=True):
+                    if isinstance(result, EndpointStatus) and not result.errors:
+                        statuses[name] = result
+                if known:
+                    try:
+                        holder = await MembershipLock(client, self.holder_id).holder()
+                        lock_holder = holder if holder != self.holder_id else None
+                    except Exception as error:
+                        log.debug("lock holder unknown", error=str(error))
+        if known and not await self.platform.formed():
+            await self.platform.mark_formed()
+        formed = known or await self.platform.formed()
+        by_id = {info.id: info for info in member_list}
+        leader_ids = {s.leader_id for s in statuses.values() if s.leader_id}
+        leader: str | None = None
+        if len(leader_ids) == 1:
+            leader_info = by_id.get(next(iter(leader_ids)))
+            if leader_info is not None:
+                leader = self._name_of(leader_info, desired, names)
+        listed = {self._name_of(info, desired, names): info for info in member_list}
+        members = []
+        for name in sorted(set(names) | set(listed)):
+            info = listed.get(name)
+            runtime = runtimes.get(name, MemberRuntime())
+            status = statuses.get(name)
+            place = parse_member_name(self.federation, name)
+            members.append(
+                ObservedMember(
+                    name=name,
+                    cluster=place[0] if place else None,
+                    ordinal=place[1] if place else None,
+                    member_id=info.id if info else None,
+                    is_learner=bool(info and info.is_learner),
+                    ever_started=bool(info and info.name),
+                    present=runtime.present,
+                    running=runtime.running,
+                    has_data=runtime.has_data,
+                    healthy=status is not None,
+                    applied_index=status.raft_applied_index if status else None,
+                    revision=runtime.revision,
+                )
+            )
+        observed = Observed(
+            now=self.clock(),
+            members=tuple(members),
+            member_list_known=known,
+            formed=formed,
+            leader=leader,
+            lock_holder=lock_holder,
+        )
+        return Snapshot(observed, member_list, statuses, runtimes, lock_holder)
+
+    # --- one pass ------------------------------------------------------------------
+    async def reconcile_once(self, desired: Desired) -> Outcome:
+        started = self.clock()
+        snapshot = await self.observe(desired)
+        step = plan(desired, snapshot.observed)
+        if isinstance(step, Wait | Done):
+            return Outcome(step, snapshot, applied=False)
+        try:
+            if step.needs_lock:
+                outcome = await self._apply_locked(desired, step, snapshot)
+            else:
+                await self.apply(step, snapshot, desired)
+                outcome = Outcome(step, snapshot, applied=True)
+        except Exception as error:
+            log.warning("step failed", step=step.kind, member=step.member, error=str(error))
+            return Outcome(step, snapshot, applied=False, error=str(error))
+        outcome.seconds = self.clock() - started
+        if outcome.applied:
+            log.info(
+                "step applied",
+                step=step.kind,
+                member=step.member,
+                detail=step.describe(),
+                seconds=round(outcome.seconds, 3),
+            )
+        return outcome
+
+    async def _apply_locked(self, desired: Desired, step: Step, snapshot: Snapshot) -> Outcome:
+        voters = [n for n, r in snapshot.runtimes.items() if r.running]
+        async with ConsensusClient(self._endpoints(voters), timeout=self.request_timeout) as client:
+            lock = MembershipLock(client, self.holder_id, ttl=self._lock_ttl)
+            waited_from = self.clock()
+            token = await lock.acquire(timeout=self.lock_timeout)
+            lock_wait = self.clock() - waited_from
+            try:
+                pending = await lock.pending_step()
+                if (
+                    pending
+                    and pending.get("holder") != self.holder_id
+                    and pending.get("phase") == "intent"
+                ):
+                    log.info(
+                        "previous holder left a step half done; re-planning",
+                        step=pending.get("step"),
+                    )
+                # Plan again under the lock: the view that chose `step` may be stale.
+                fresh = await self.observe(desired)
+                again = plan(desired, fresh.observed)
+                if again != step:
+                    return Outcome(again, fresh, applied=False, lock_wait=lock_wait)
+                await lock.record_step(
+                    token,
+                    {
+                        "kind": step.kind,
+                        "member": step.member,
+                        "describe": step.describe(),
+                        "phase": "intent",
+                    },
+                )
+                await self.apply(step, fresh, desired)
+                await lock.record_step(
+                    token,
+                    {
+                        "kind": step.kind,
+                        "member": step.member,
+                        "describe": step.describe(),
+                        "phase": "done",
+                    },
+                )
+                return Outcome(step, fresh, applied=True, lock_wait=lock_wait)
+            finally:
+                await lock.release(token)
+
+    # --- applying one step -----------------------------------------------------------
+    def _initial_from_list(self, snapshot: Snapshot, member: str) -> list[tuple[str, str]]:
+        pairs = []
+        names = list(snapshot.runtimes)
+        for info in snapshot.member_list:
+            name = info.name or next(
+                (n for n in names if self.platform.peer_url(n) in info.peer_urls), ""
+            )
+            if name and info.peer_urls:
+                pairs.append((name, info.peer_urls[0]))
+        if all(name != member for name, _ in pairs):
+            pairs.append((member, self.platform.peer_url(member)))
+        return pairs
+
+    async def apply(self, step: Step, snapshot: Snapshot, desired: Desired) -> None:
+        platform = self.platform
+        revision = desired.revision
+        match step:
+            case Bootstrap(members=members, initial_members=initial):
+                cluster = [(m, platform.peer_url(m)) for m in initial]
+                for member in members:
+                    await platform.start(member, StartMode.NEW, cluster, revision)
+            case StartMember(name=name, mode=StartMode.NEW):
+                cluster = [(m.name, platform.peer_url(m.name)) for m in desired.members]
+                await platform.start(name, StartMode.NEW, cluster, revision)
+            case StartMember(name=name, mode=mode):
+                await platform.start(name, mode, self._initial_from_list(snapshot, name), revision)
+            case AddLearner(name=name):
+                # A previous incarnation's process or data would confuse the new member.
+                await platform.stop(name)
+                await platform.wipe_data(name)
+                async with self._client(snapshot) as client:
+                    await client.member_add([platform.peer_url(name)], learner=True)
+            case PromoteLearner(name=name):
+                async with self._client(snapshot) as client:
+                    await client.member_promote(self._member_id(snapshot, name))
+            case TransferLeadership(target=target):
+                async with self._client(snapshot) as client:
+                    await client.move_leader(self._member_id(snapshot, target))
+            case RemoveMember(name=name, member_id=member_id):
+                async with self._client(snapshot) as client:
+                    await client.member_remove(member_id)
+                if name in {m.name for m in desired.members}:
+                    # A desired member removed for data loss comes back through AddLearner.
+                    await platform.stop(name)
+            case DeleteMember(name=name, delete_data=delete_data):
+                await platform.delete(name, delete_data)
+            case RestartMember(name=name, revision=revision):
+                await platform.stop(name)
+                await platform.start(
+                    name, StartMode.EXISTING, self._initial_from_list(snapshot, name), revision
+                )
+            case _:
+                raise AssertionError(f"not an actionable step: {step}")
+
+    def _client(self, snapshot: Snapshot) -> ConsensusClient:
+        running = [n for n, r in snapshot.runtimes.items() if r.running]
+        return ConsensusClient(self._endpoints(running), timeout=self.request_timeout)
+
+    @staticmethod
+    def _member_id(snapshot: Snapshot, name: str) -> int:
+        member = snapshot.observed.member(name)
+        if member is None or member.member_id is None:
+            raise LookupError(f"{name} is not in the member list")
+        return member.member_id

@@ -1,0 +1,66 @@
+"""The engine command line for one member: the same for a local process and a pod.
+
+Pure: it only formats flags. etcd's flags are documented in etcd's configuration guide;
+Xline's in its usage guide (`--name`, `--members`, `--data-dir`, listen/advertise URLs,
+`--initial-cluster-state`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from xlinefed.api.engines import Engine
+from xlinefed.planner.steps import StartMode
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    engine: Engine
+    binary: str
+    name: str
+    data_dir: str
+    listen_client_url: str
+    advertise_client_url: str
+    listen_peer_url: str
+    advertise_peer_url: str
+    #: (name, peer URL) of every member the new member must know at start.
+    initial_cluster: Sequence[tuple[str, str]]
+    mode: StartMode
+    cluster_token: str
+    extra_args: Mapping[str, str] = field(default_factory=dict)
+
+
+def command(spec: LaunchSpec) -> list[str]:
+    members = ",".join(f"{name}={url}" for name, url in spec.initial_cluster)
+    if spec.engine is Engine.ETCD:
+        argv = [
+            spec.binary,
+            f"--name={spec.name}",
+            f"--data-dir={spec.data_dir}",
+            f"--listen-client-urls={spec.listen_client_url}",
+            f"--advertise-client-urls={spec.advertise_client_url}",
+            f"--listen-peer-urls={spec.listen_peer_url}",
+            f"--initial-advertise-peer-urls={spec.advertise_peer_url}",
+            f"--initial-cluster={members}",
+            f"--initial-cluster-state={spec.mode.value}",
+            f"--initial-cluster-token={spec.cluster_token}",
+            # Without strict reconfig checks etcd would accept a member add that loses quorum.
+            "--strict-reconfig-check=true",
+            "--enable-v2=false",
+        ]
+    else:
+        argv = [
+            spec.binary,
+            f"--name={spec.name}",
+            f"--data-dir={spec.data_dir}",
+            "--storage-engine=rocksdb",
+            f"--members={members}",
+            f"--client-listen-urls={spec.listen_client_url}",
+            f"--client-advertise-urls={spec.advertise_client_url}",
+            f"--peer-listen-urls={spec.listen_peer_url}",
+            f"--peer-advertise-urls={spec.advertise_peer_url}",
+            f"--initial-cluster-state={spec.mode.value}",
+        ]
+    argv.extend(f"--{key}={value}" for key, value in sorted(spec.extra_args.items()))
+    return argv

@@ -1,0 +1,147 @@
+"""The local controller: the local twin of an operator, one detached process per federation.
+
+It re-reads the spec each pass, reconciles one step, writes status.json, and repeats, so a
+member that dies is restarted (or replaced when its data is gone) without anyone running
+a command. An exclusive `flock` on controller.lock makes a second controller exit at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from xlinefed.api.validation import SpecError
+from xlinefed.executor import Executor, Outcome
+from xlinefed.logs import configure, get_logger
+from xlinefed.planner import Done, Wait
+from xlinefed.planner.desired import desired_from
+from xlinefed.platforms.local import processes
+from xlinefed.platforms.local.platform import EngineNotFound, LocalPlatform
+from xlinefed.platforms.local.state import FederationDir
+from xlinefed.reporting import build_status
+
+log = get_logger(__name__)
+
+#: Longest pause between passes when nothing happens (seconds).
+IDLE_INTERVAL = 1.0
+
+
+def controller_argv(root: Path, name: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "xlinefed.cli",
+        "local",
+        "controller",
+        name,
+        "--state-dir",
+        str(root),
+    ]
+
+
+def controller_alive(directory: FederationDir) -> bool:
+    record = directory.read_controller()
+    return record is not None and processes.is_alive(record)
+
+
+def ensure_controller(root: Path, name: str) -> bool:
+    """Start the controller unless it runs; True if one was started."""
+    directory = FederationDir(root, name)
+    if controller_alive(directory):
+        return False
+    processes.spawn(controller_argv(root, name), directory.controller_log)
+    return True
+
+
+def stop_controller(directory: FederationDir) -> None:
+    record = directory.read_controller()
+    if record is not None:
+        processes.stop(record, grace=15.0)
+
+
+def _status_document(
+    directory: FederationDir, outcome: Outcome, error: str | None, started: float
+) -> dict[str, Any]:
+    federation = directory.read_spec()
+    desired = desired_from(federation)
+    previous = directory.read_status()
+    status = build_status(
+        desired,
+        federation.spec.clusters,
+        federation.spec.version,
+        federation.metadata.generation,
+        outcome,
+    )
+    document = status.to_wire()
+    document["converged"] = isinstance(outcome.step, Done) and error is None
+    document["error"] = error
+    document["controllerPid"] = os.getpid()
+    document["updatedAt"] = time.time()
+    document["stepsApplied"] = (previous or {}).get("stepsApplied", 0) + int(outcome.applied)
+    document["uptime"] = round(time.monotonic() - started, 1)
+    return document
+
+
+async def run(root: Path, name: str) -> int:
+    directory = FederationDir(root, name)
+    directory.path.mkdir(parents=True, exist_ok=True)
+    lock_file = directory.controller_lock.open("w")
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("another controller runs; exiting", federation=name)
+        return 0
+    record = processes.ProcessRecord(
+        os.getpid(),
+        processes._stat(os.getpid())[1],
+        tuple(sys.argv),  # type: ignore[index]
+    )
+    directory.write_controller(record)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    holder = f"local-controller-{name}-{os.getpid()}"
+    started = time.monotonic()
+    log.info("controller started", federation=name, pid=os.getpid())
+    while not stopping.is_set():
+        delay = IDLE_INTERVAL
+        try:
+            federation = directory.read_spec()
+            platform = LocalPlatform(directory, federation)
+            executor = Executor(platform, federation.name, holder)
+            outcome = await executor.reconcile_once(desired_from(federation))
+            directory.write_status(_status_document(directory, outcome, outcome.error, started))
+            if outcome.applied:
+                delay = 0.0
+            elif isinstance(outcome.step, Wait):
+                delay = min(outcome.step.retry_after, IDLE_INTERVAL) / 2
+            elif outcome.error:
+                delay = IDLE_INTERVAL
+        except (SpecError, EngineNotFound) as error:
+            log.error("cannot reconcile", federation=name, error=str(error))
+            previous = directory.read_status() or {}
+            directory.write_status(
+                {**previous, "error": str(error), "converged": False, "updatedAt": time.time()}
+            )
+            delay = 5.0
+        except Exception as error:
+            log.exception("pass failed", federation=name, error=str(error))
+            delay = IDLE_INTERVAL
+        if delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=delay)
+    log.info("controller stopped", federation=name)
+    return 0
+
+
+def main(root: Path, name: str) -> int:
+    configure()
+    return asyncio.run(run(root, name))

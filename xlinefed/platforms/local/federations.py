@@ -1,0 +1,197 @@
+"""What the `xlinefed local` commands do, without the printing: edit the desired spec,
+start the controller, and wait for it to report convergence."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xlinefed.api.loading import parse
+from xlinefed.api.models import MemberClusterSpec, XlineFederation
+from xlinefed.api.validation import Problem, SpecError, change_problems
+from xlinefed.platforms.local import processes
+from xlinefed.platforms.local.controller import (
+    controller_alive,
+    ensure_controller,
+    stop_controller,
+)
+from xlinefed.platforms.local.platform import find_binary
+from xlinefed.platforms.local.state import FederationDir
+
+
+class NotFound(LookupError):
+    pass
+
+
+class NotConverged(TimeoutError):
+    pass
+
+
+def federation_dir(root: Path, name: str) -> FederationDir:
+    directory = FederationDir(root, name)
+    if not directory.exists():
+        raise NotFound(
+            f"no local federation '{name}' under {root}; "
+            "create one with `xlinefed local up -f FILE` (see `xlinefed local list`)"
+        )
+    return directory
+
+
+def _with_generation(federation: XlineFederation, generation: int) -> XlineFederation:
+    meta = federation.metadata.model_copy(update={"generation": generation})
+    return federation.model_copy(update={"metadata": meta})
+
+
+def apply_spec(root: Path, federation: XlineFederation) -> int:
+    """Write a new desired spec (validated against the running one); returns its generation."""
+    find_binary(federation.spec.engine, federation.spec.version)
+    directory = FederationDir(root, federation.name)
+    generation = 1
+    if directory.exists():
+        current = directory.read_spec()
+        if problems := change_problems(current.spec, federation.spec):
+            raise SpecError(problems)
+        generation = (current.metadata.generation or 0) + 1
+        if current.spec == federation.spec:
+            generation = current.metadata.generation or 1
+    directory.write_spec(_with_generation(federation, generation))
+    ensure_controller(root, federation.name)
+    return generation
+
+
+def edit_spec(root: Path, name: str, change: Callable[[dict[str, Any]], None]) -> int:
+    directory = federation_dir(root, name)
+    data = directory.read_spec().to_wire()
+    change(data["spec"])
+    return apply_spec(root, parse(XlineFederation, data))
+
+
+def parse_assignments(items: list[str], what: str) -> dict[str, str]:
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError([Problem(what, f"'{item}' is not KEY=VALUE", f"write e.g. {what}")])
+        result[key] = value
+    return result
+
+
+def scale(root: Path, name: str, assignments: dict[str, str]) -> int:
+    counts: dict[str, int] = {}
+    for cluster, value in assignments.items():
+        if not value.isdigit():
+            raise SpecError(
+                [
+                    Problem(
+                        f"{cluster}",
+                        f"replicas '{value}' is not a whole number",
+                        f"write {cluster}=N with N >= 0",
+                    )
+                ]
+            )
+        counts[cluster] = int(value)
+
+    def change(spec: dict[str, Any]) -> None:
+        clusters = [dict(c) for c in spec["clusters"]]
+        for cluster, replicas in counts.items():
+            entry = next((c for c in clusters if c["id"] == cluster), None)
+            if entry is None:
+                clusters.append(MemberClusterSpec(id=cluster, replicas=replicas).to_wire())
+            else:
+                entry["replicas"] = replicas
+        # A cluster scaled to zero leaves the federation once drained.
+        spec["clusters"] = [c for c in clusters if c["replicas"] > 0] or clusters
+        partitions = spec.get("updateStrategy", {}).get("partitions", {})
+        for cluster in list(partitions):
+            if cluster not in {c["id"] for c in spec["clusters"]}:
+                del partitions[cluster]
+
+    return edit_spec(root, name, change)
+
+
+def upgrade(root: Path, name: str, version: str | None, args: dict[str, str]) -> int:
+    if version is None and not args:
+        raise SpecError(
+            [
+                Problem(
+                    "--version/--set",
+                    "nothing to change",
+                    "pass --version V and/or --set KEY=VALUE",
+                )
+            ]
+        )
+
+    def change(spec: dict[str, Any]) -> None:
+        if version is not None:
+            spec["version"] = version
+        engine_args = dict(spec.get("engineArgs", {}))
+        for key, value in args.items():
+            if value == "":
+                engine_args.pop(key, None)
+            else:
+                engine_args[key] = value
+        spec["engineArgs"] = engine_args
+
+    return edit_spec(root, name, change)
+
+
+@dataclass(frozen=True)
+class Progress:
+    status: dict[str, Any] | None
+    elapsed: float
+    controller_restarted: bool
+
+
+def wait_converged(
+    root: Path,
+    name: str,
+    generation: int,
+    timeout: float,
+    on_progress: Callable[[Progress], None] = lambda _: None,
+    interval: float = 0.2,
+) -> dict[str, Any]:
+    """Block until the controller reports the spec of `generation` reached."""
+    directory = federation_dir(root, name)
+    started = time.monotonic()
+    while True:
+        restarted = ensure_controller(root, name)
+        status = directory.read_status()
+        on_progress(Progress(status, time.monotonic() - started, restarted))
+        if (
+            status
+            and status.get("converged")
+            and (status.get("observedGeneration") or 0) >= generation
+        ):
+            return status
+        if time.monotonic() - started > timeout:
+            step = (status or {}).get("currentStep") or {}
+            raise NotConverged(
+                f"'{name}' has not reached its spec after {timeout:.0f}s; the controller is "
+                f"at: {step.get('reason') or step.get('kind') or 'unknown'}. It keeps working "
+                f"in the background: watch `xlinefed local status {name} --watch`, read "
+                f"{directory.controller_log}, or run the command again with a longer --timeout"
+            )
+        time.sleep(interval)
+
+
+def down(root: Path, name: str, purge: bool) -> list[str]:
+    directory = federation_dir(root, name)
+    stop_controller(directory)
+    stopped = []
+    for member in directory.members_on_disk():
+        process = directory.read_process(member)
+        if process is not None and processes.is_alive(process.record):
+            processes.stop(process.record)
+            stopped.append(member)
+        directory.forget_process(member)
+    if purge:
+        shutil.rmtree(directory.path)
+    return stopped
+
+
+def controller_running(root: Path, name: str) -> bool:
+    return controller_alive(federation_dir(root, name))

@@ -1,0 +1,198 @@
+"""Members as local processes under a state directory.
+
+Every member listens on 127.0.0.1 with its own pair of ports, allocated once (checked
+free), kept in facts.json and reused across restarts. Locally a member's DNS name
+resolves to loopback: its URLs are `http://127.0.0.1:<port>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+from xlinefed.api.engines import Engine, profile
+from xlinefed.api.models import XlineFederation
+from xlinefed.launch import LaunchSpec, command
+from xlinefed.logs import get_logger
+from xlinefed.planner.steps import StartMode
+from xlinefed.platforms.base import MemberRuntime
+from xlinefed.platforms.local import processes
+from xlinefed.platforms.local.state import FederationDir, MemberProcess, Ports
+
+log = get_logger(__name__)
+
+HOST = "127.0.0.1"
+
+
+class EngineNotFound(RuntimeError):
+    pass
+
+
+def find_binary(engine: Engine, version: str) -> tuple[str, bool]:
+    """The binary for `engine` at `version`: `$XLINEFED_BIN_DIR/<binary>-<version>` when it
+    exists, else the one on PATH. Returns (path, exact) where `exact` says the version
+    was matched rather than the PATH fallback used."""
+    name = profile(engine).binary
+    bin_dir = os.environ.get("XLINEFED_BIN_DIR")
+    if bin_dir:
+        for candidate in (f"{name}-{version}", f"{name}-v{version.lstrip('v')}"):
+            path = Path(bin_dir) / candidate
+            if path.exists():
+                return str(path), True
+    found = shutil.which(name)
+    if found is None:
+        hint = (
+            "install it with `apt-get install etcd-server`"
+            if engine is Engine.ETCD
+            else "put the `xline` binary on PATH (build it with `cargo install` from the "
+            "Xline sources) or use `engine: etcd`"
+        )
+        raise EngineNotFound(f"the {engine.value} binary `{name}` is not on PATH; {hint}")
+    return found, False
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(taken: set[int]) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken and port + 1 not in taken:
+            return port
+
+
+class LocalPlatform:
+    def __init__(self, directory: FederationDir, federation: XlineFederation) -> None:
+        self.dir = directory
+        self.federation = federation
+
+    # --- addresses
+    def _ports(self, member: str) -> Ports:
+        facts = self.dir.read_facts()
+        ports = facts.ports.get(member)
+        if ports is None:
+            taken = {p for pair in facts.ports.values() for p in (pair.client, pair.peer)}
+            client = _free_port(taken)
+            peer = _free_port(taken | {client})
+            ports = Ports(client=client, peer=peer)
+            facts.ports[member] = ports
+            self.dir.write_facts(facts)
+        return ports
+
+    def client_url(self, member: str) -> str:
+        return f"http://{HOST}:{self._ports(member).client}"
+
+    def peer_url(self, member: str) -> str:
+        return f"http://{HOST}:{self._ports(member).peer}"
+
+    def known_members(self) -> Sequence[str]:
+        return self.dir.members_on_disk()
+
+    # --- observation
+    async def runtime(self, member: str) -> MemberRuntime:
+        process = self.dir.read_process(member)
+        running = process is not None and processes.is_alive(process.record)
+        return MemberRuntime(
+            present=process is not None,
+            running=running,
+            has_data=(self.dir.data_dir(member) / "member" / "wal").is_dir()
+            or (self.dir.data_dir(member) / "xline").exists(),
+            revision=process.revision if process else None,
+            version=process.version if process else None,
+        )
+
+    async def formed(self) -> bool:
+        return self.dir.read_facts().formed
+
+    async def mark_formed(self) -> None:
+        facts = self.dir.read_facts()
+        if not facts.formed:
+            facts.formed = True
+            self.dir.write_facts(facts)
+
+    def _cluster_token(self) -> str:
+        facts = self.dir.read_facts()
+        if not facts.cluster_token:
+            facts.cluster_token = f"{self.federation.name}-{secrets.token_hex(4)}"
+            self.dir.write_facts(facts)
+        return facts.cluster_token
+
+    # --- actions
+    async def start(
+        self,
+        member: str,
+        mode: StartMode,
+        initial_cluster: Sequence[tuple[str, str]],
+        revision: str,
+    ) -> None:
+        existing = self.dir.read_process(member)
+        if existing is not None and processes.is_alive(existing.record):
+            return
+        spec = self.federation.spec
+        binary, exact = find_binary(spec.engine, spec.version)
+        ports = self._ports(member)
+        for port in (ports.client, ports.peer):
+            if not _port_free(port):
+                raise RuntimeError(
+                    f"port {port} of {member} is taken by another program; stop it or run "
+                    f"`xlinefed local down {self.federation.name} --purge` and start again"
+                )
+        launch = LaunchSpec(
+            engine=spec.engine,
+            binary=binary,
+            name=member,
+            data_dir=str(self.dir.data_dir(member)),
+            listen_client_url=self.client_url(member),
+            advertise_client_url=self.client_url(member),
+            listen_peer_url=self.peer_url(member),
+            advertise_peer_url=self.peer_url(member),
+            initial_cluster=initial_cluster,
+            mode=mode,
+            cluster_token=self._cluster_token(),
+            extra_args=spec.engine_args,
+        )
+        self.dir.member_dir(member).mkdir(parents=True, exist_ok=True)
+        record = processes.spawn(command(launch), self.dir.member_log(member))
+        self.dir.write_process(member, MemberProcess(record, revision, spec.version))
+        log.info(
+            "member started",
+            member=member,
+            pid=record.pid,
+            mode=mode.value,
+            exact=exact,
+            revision=revision,
+        )
+
+    async def stop(self, member: str) -> None:
+        process = self.dir.read_process(member)
+        if process is not None:
+            await asyncio.to_thread(processes.stop, process.record)
+            log.info("member stopped", member=member, pid=process.record.pid)
+
+    async def delete(self, member: str, delete_data: bool) -> None:
+        await self.stop(member)
+        if delete_data:
+            self.dir.remove_member_dir(member)
+            facts = self.dir.read_facts()
+            facts.ports.pop(member, None)
+            self.dir.write_facts(facts)
+        else:
+            self.dir.forget_process(member)
+        log.info("member deleted", member=member, data="deleted" if delete_data else "kept")
+
+    async def wipe_data(self, member: str) -> None:
+        self.dir.wipe_data(member)

@@ -1,0 +1,84 @@
+"""Detached member processes, tracked by PID and start time so a reused PID is never
+mistaken for ours (and never signalled)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    pid: int
+    #: Kernel start time of the process (clock ticks since boot, /proc/<pid>/stat field 22).
+    start_ticks: int
+    argv: tuple[str, ...]
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name may contain spaces and parentheses; fields follow the last ')'.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return fields[0], int(fields[19])
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def is_alive(record: ProcessRecord) -> bool:
+    _reap(record.pid)
+    stat = _stat(record.pid)
+    return stat is not None and stat[1] == record.start_ticks and stat[0] not in ("Z", "X")
+
+
+def spawn(argv: list[str], log_path: Path, cwd: Path | None = None) -> ProcessRecord:
+    """Start `argv` in its own session, detached from our terminal, output to `log_path`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=cwd,
+            close_fds=True,
+        )
+    stat = _stat(process.pid)
+    if stat is None:
+        raise RuntimeError(f"{argv[0]} exited at once; see {log_path}")
+    return ProcessRecord(pid=process.pid, start_ticks=stat[1], argv=tuple(argv))
+
+
+def stop(record: ProcessRecord, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; returns once the process is gone."""
+    if not is_alive(record):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while is_alive(record) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if is_alive(record):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5.0
+        while is_alive(record) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def kill(record: ProcessRecord) -> None:
+    """SIGKILL at once (fault injection and tests)."""
+    if is_alive(record):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGKILL)
