@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import ValidationError
 
-from xlinefed.api.models import XlineCluster, XlineFederation, _Resource
+from xlinefed.api.models import DNS1123_LABEL, XlineCluster, XlineFederation, _Resource
 from xlinefed.api.validation import Problem, SpecError
 
 R = TypeVar("R", bound=_Resource)
@@ -45,6 +45,9 @@ def problems_from(error: ValidationError) -> list[Problem]:
             continue
         field = "".join(_camel(p) for p in item["loc"]).lstrip(".") or "(document)"
         fix = _FIXES.get(item["type"], "correct the value")
+        pattern = (item.get("ctx") or {}).get("pattern")
+        if item["type"] == "string_pattern_mismatch" and pattern != DNS1123_LABEL:
+            fix = f"use a value matching {pattern}"
         problems.append(Problem(field, item["msg"], fix))
     return problems
 
