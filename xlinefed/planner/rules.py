@@ -171,9 +171,8 @@ def _replace_lost_data(view: _View) -> Step | None:
     for member in _ours(view, view.listed):
         if member.ever_started and not member.has_data:
             if member.name == view.observed.leader:
-                return Wait(
-                    f"{member.name} lost its data but still leads; waiting for a new leader"
-                )
+                # It still leads from open file handles; hand leadership over first.
+                return _move_leadership(view, member)
             if not safe_to_take_down(view.observed.members, member.name, removes=True):
                 return _quorum_wait(view, f"remove {member.name}, whose data is gone")
             return RemoveMember(member.name, member.member_id or 0, "its data is gone")
