@@ -214,3 +214,21 @@ def test_defaults_make_cel_rules_see_the_default_engine() -> None:
     # ... but not for xline.
     obj = {**obj, "spec": {**obj["spec"], "engine": "xline"}}
     assert any("xline needs at least 3" in str(e) for e in crd_errors("XlineFederation", obj))
+
+
+REPO_EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+def test_repository_has_examples() -> None:
+    assert REPO_EXAMPLES, "examples/*.yaml missing"
+
+
+@pytest.mark.parametrize("path", REPO_EXAMPLES, ids=[p.name for p in REPO_EXAMPLES])
+def test_repository_examples_are_accepted_by_models_and_crd(path: Path) -> None:
+    for document in yaml.safe_load_all(path.read_text()):
+        if not document or document.get("kind") != "XlineFederation":
+            continue
+        fed = parse(XlineFederation, document)
+        assert crd_errors("XlineFederation", document) == []
+        for part in split(fed).values():
+            assert crd_errors("XlineCluster", part.to_wire()) == []
