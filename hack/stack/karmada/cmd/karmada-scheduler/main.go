@@ -1,0 +1,21 @@
+// Command karmada-scheduler is Karmada's scheduler, built from the pinned
+// github.com/karmada-io/karmada module for xlinefed's test stack.
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/component-base/logs"
+	_ "k8s.io/component-base/logs/json/register"
+	controllerruntime "sigs.k8s.io/controller-runtime"
+
+	"github.com/karmada-io/karmada/cmd/scheduler/app"
+)
+
+func main() {
+	ctx := controllerruntime.SetupSignalHandler()
+	code := cli.Run(app.NewSchedulerCommand(ctx))
+	logs.FlushLogs()
+	os.Exit(code)
+}
