@@ -31,8 +31,15 @@ if [[ ! -x "$GO" ]]; then
   exit 2
 fi
 
-KUBE_VERSION="$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/kube/go.mod")"
-KARMADA_VERSION="$(awk '$1 == "require" && $2 == "github.com/karmada-io/karmada" {print $3}' "$here/karmada/go.mod")"
+pinned() { # pinned <module dir> <module path>: its version in our go.mod (block or one-line)
+  awk -v m="$2" '$1 == m {print $2} $1 == "require" && $2 == m {print $3}' "$here/$1/go.mod" | head -1
+}
+KUBE_VERSION="$(pinned kube k8s.io/kubernetes)"
+KARMADA_VERSION="$(pinned karmada github.com/karmada-io/karmada)"
+if [[ -z "$KUBE_VERSION" || -z "$KARMADA_VERSION" ]]; then
+  echo "build.sh: cannot read the pinned versions from kube/go.mod and karmada/go.mod" >&2
+  exit 2
+fi
 go_version="$("$GO" env GOVERSION)"
 
 # Go 1.27 enables the jsonv2 experiment by default; a kube-apiserver built with it
