@@ -11,7 +11,7 @@ then rolls to a new template.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xlinefed.api.models import BootstrapMode, ClusterOrder
 from xlinefed.planner.model import Desired, DesiredMember, Observed, ObservedMember
@@ -85,7 +85,7 @@ Rule = Callable[[_View], Step | None]
 def plan(desired: Desired, observed: Observed) -> Step:
     if desired.paused:
         return Wait("paused: spec.paused is true; set it to false to resume", retry_after=30.0)
-    view = _View.of(desired, observed)
+    view = _View.of(desired, _in_spec_order(desired, observed))
     rules: tuple[Rule, ...] = (
         (_before_quorum,)
         if not observed.member_list_known
@@ -106,6 +106,20 @@ def plan(desired: Desired, observed: Observed) -> Step:
         if step is not None:
             return _respect_lock(view, step)
     return Done()
+
+
+def _in_spec_order(desired: Desired, observed: Observed) -> Observed:
+    """Rules take the first match in iteration order, so the members are put in one
+    canonical order (spec cluster order, then ordinal, then name): the step must not depend
+    on the order in which the executor happened to list them (invariant 7)."""
+    rank = {cluster: i for i, cluster in enumerate(desired.clusters)}
+
+    def key(m: ObservedMember) -> tuple[int, str, int, str]:
+        ordinal = m.ordinal if m.ordinal is not None else -1
+        return (rank.get(m.cluster or "", len(rank)), m.cluster or "", ordinal, m.name)
+
+    members = tuple(sorted(observed.members, key=key))
+    return observed if members == observed.members else replace(observed, members=members)
 
 
 def _respect_lock(view: _View, step: Step) -> Step:
