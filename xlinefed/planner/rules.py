@@ -138,10 +138,20 @@ def _ours(view: _View, members: Iterable[ObservedMember]) -> list[ObservedMember
 
 def _before_quorum(view: _View) -> Step:
     desired, observed = view.desired, view.observed
+    # Without a member list, a member the spec no longer wants may still be a voter the
+    # quorum needs (a scale-in not done yet), so it is restarted too, after the wanted
+    # ones; a deleted one (not present) has been removed from the list already.
     crashed = [m for m in _ours(view, observed.members) if m.has_data and not m.running]
-    crashed = [m for m in crashed if m.name in view.desired_names]
+    crashed = [m for m in crashed if m.name in view.desired_names or m.present]
     if crashed:
-        member = min(crashed, key=lambda m: (view.cluster_rank(m.cluster), m.ordinal or 0))
+        member = min(
+            crashed,
+            key=lambda m: (
+                m.name not in view.desired_names,
+                view.cluster_rank(m.cluster),
+                m.ordinal or 0,
+            ),
+        )
         return StartMember(member.name, StartMode.EXISTING)
     if not observed.formed and desired.members:
         if desired.bootstrap is BootstrapMode.STATIC:
