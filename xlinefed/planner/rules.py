@@ -90,9 +90,10 @@ def plan(desired: Desired, observed: Observed) -> Step:
         (_before_quorum,)
         if not observed.member_list_known
         else (
+            # Healing needs no leader: a crashed member may be what a quorum is missing.
+            _start_listed,
             _no_leader,
             _replace_lost_data,
-            _start_listed,
             _finish_learner,
             _remove_strays,
             _scale_out,
