@@ -1,0 +1,229 @@
+"""Hypothesis strategies: generated topologies (1-7 clusters, 0-7 replicas each) and
+observed states anywhere between bootstrap and chaos (crashed, lagging, data lost,
+learners, strays, the leader anywhere, the lock held by someone else)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from hypothesis import strategies as st
+
+from tests.property.simulator import FEDERATION, make_desired
+from xlinefed.api.engines import Engine
+from xlinefed.api.models import BootstrapMode, ClusterOrder
+from xlinefed.planner import Desired, Observed, ObservedMember
+
+#: Examples per property test; raise it for a longer soak (`XLINEFED_PROPERTY_EXAMPLES`).
+EXAMPLES = int(os.environ.get("XLINEFED_PROPERTY_EXAMPLES", "300"))
+
+CLUSTER_IDS = ("a", "b", "c", "d", "e", "f", "g")
+REVISIONS = ("r1", "r2")
+
+
+@st.composite
+def specs(draw: st.DrawFn, *, min_total: int = 1, max_clusters: int = 7) -> dict[str, int]:
+    """{cluster: replicas}: 1-7 clusters in a random order, 0-7 replicas each."""
+    n = draw(st.integers(1, max_clusters))
+    ids = draw(st.permutations(CLUSTER_IDS))[:n]
+    spec = {c: draw(st.integers(0, 7)) for c in ids}
+    if sum(spec.values()) < min_total:
+        spec[ids[0]] = min_total
+    return spec
+
+
+@st.composite
+def desireds(draw: st.DrawFn, spec: dict[str, int] | None = None) -> Desired:
+    spec = spec if spec is not None else draw(specs())
+    clusters = list(spec)
+    partitions = {
+        c: draw(st.integers(0, spec[c] + 1)) for c in clusters if draw(st.booleans()) and spec[c]
+    }
+    engine = Engine.XLINE if sum(spec.values()) >= 3 and draw(st.booleans()) else Engine.ETCD
+    scope = None
+    if draw(st.integers(0, 3)) == 0:
+        scope = frozenset(draw(st.sets(st.sampled_from(clusters), min_size=1, max_size=2)))
+    return make_desired(
+        spec,
+        revision=draw(st.sampled_from(REVISIONS)),
+        engine=engine,
+        bootstrap=draw(st.sampled_from(BootstrapMode)),
+        cluster_order=draw(st.sampled_from(ClusterOrder)),
+        partitions=partitions,
+        max_promote_lag=draw(st.sampled_from((0, 10, 1000))),
+        delete_data=draw(st.booleans()),
+        paused=draw(st.integers(0, 30)) == 0,
+        scope=scope,
+    )
+
+
+def _flaw(draw: st.DrawFn, chaos: int) -> bool:
+    """True with probability `chaos` percent."""
+    return draw(st.integers(0, 99)) < chaos
+
+
+@st.composite
+def observed_member(
+    draw: st.DrawFn,
+    name: str,
+    cluster: str | None,
+    ordinal: int | None,
+    *,
+    wanted: bool,
+    chaos: int,
+) -> ObservedMember:
+    listed = not _flaw(draw, chaos) if wanted else draw(st.booleans())
+    learner = listed and _flaw(draw, chaos // 2 + 2)
+    has_data = not _flaw(draw, chaos // 2)
+    running = has_data and not _flaw(draw, chaos)
+    present = running or draw(st.booleans())
+    healthy = running and not _flaw(draw, chaos)
+    ever_started = listed and (running or has_data or draw(st.booleans()))
+    if listed and not ever_started and not running:
+        ever_started = draw(st.booleans())
+    lag = draw(st.sampled_from((0, 5, 50, 5000))) if _flaw(draw, chaos + 2) else 0
+    return ObservedMember(
+        name=name,
+        cluster=cluster,
+        ordinal=ordinal,
+        member_id=draw(st.integers(1, 2**32)) if listed else None,
+        is_learner=learner,
+        ever_started=ever_started,
+        present=present,
+        running=running,
+        has_data=has_data,
+        healthy=healthy,
+        applied_index=10_000 - lag if healthy else None,
+        revision=draw(st.sampled_from(REVISIONS)) if present else None,
+    )
+
+
+@st.composite
+def observeds(draw: st.DrawFn, desired: Desired) -> Observed:
+    """A state the executor could observe for `desired`: wanted members in any state,
+    unwanted ordinals and clusters, strays with names that are not ours."""
+    names: dict[str, tuple[str | None, int | None]] = {
+        m.name: (m.cluster, m.ordinal) for m in desired.members
+    }
+    for cluster in desired.clusters[: draw(st.integers(0, 3))]:
+        top = sum(1 for m in desired.members if m.cluster == cluster)
+        for ordinal in range(top, top + draw(st.integers(0, 2))):
+            names[f"{FEDERATION}-{cluster}-{ordinal}"] = (cluster, ordinal)
+    for cluster in draw(st.sets(st.sampled_from(("x", "y")), max_size=2)):
+        for ordinal in range(draw(st.integers(1, 2))):
+            names[f"{FEDERATION}-{cluster}-{ordinal}"] = (cluster, ordinal)
+    if draw(st.integers(0, 5)) == 0:
+        names["stranger"] = (None, None)
+    chaos = draw(st.sampled_from((0, 5, 25, 60)))
+    wanted = {m.name for m in desired.members}
+    members = []
+    for name, (cluster, ordinal) in names.items():
+        if _flaw(draw, chaos // 2 + 2 if name in wanted else 50):
+            continue  # never created, or long gone
+        members.append(
+            draw(observed_member(name, cluster, ordinal, wanted=name in wanted, chaos=chaos))
+        )
+    known = not _flaw(draw, 10 + chaos // 2)
+    if not known:
+        members = [replace(m, member_id=None, is_learner=False) for m in members]
+    electable = [m.name for m in members if m.is_voter and m.healthy]
+    leader = draw(st.sampled_from(electable)) if electable and draw(st.integers(0, 9)) else None
+    if leader is not None:
+        # The leader's applied index is the highest (it has everything committed).
+        top = max((m.applied_index or 0) for m in members) + draw(st.integers(0, 20))
+        members = [replace(m, applied_index=top) if m.name == leader else m for m in members]
+    members = draw(st.permutations(members))
+    return Observed(
+        now=float(draw(st.integers(0, 10_000))),
+        members=tuple(members),
+        member_list_known=known,
+        formed=known or draw(st.booleans()),
+        leader=leader,
+        lock_holder="another-executor" if draw(st.integers(0, 5)) == 0 else None,
+    )
+
+
+@st.composite
+def situations(draw: st.DrawFn) -> tuple[Desired, Observed]:
+    desired = draw(desireds())
+    return desired, draw(observeds(desired))
+
+
+@st.composite
+def steady_situations(draw: st.DrawFn) -> tuple[Desired, Observed]:
+    """A formed, mostly healthy federation (an old spec, members on either revision) under
+    a new spec: the states where scaling, promotion, hand-over and rolling steps happen."""
+    old = draw(specs())
+    new = dict(old)
+    changes = draw(st.sets(st.sampled_from(list(old)), max_size=len(old)))
+    for cluster in changes if draw(st.booleans()) else ():
+        new[cluster] = draw(st.integers(0, 7))
+    if draw(st.integers(0, 5)) == 0:
+        new[draw(st.sampled_from([c for c in CLUSTER_IDS if c not in old] or ["a"]))] = 2
+    if sum(new.values()) == 0:
+        new = dict(old)
+    desired = draw(desireds(new))
+    desired = replace(desired, paused=False)
+    members = [
+        ObservedMember(
+            name=f"{FEDERATION}-{c}-{i}",
+            cluster=c,
+            ordinal=i,
+            member_id=1000 + n,
+            ever_started=True,
+            present=True,
+            running=True,
+            has_data=True,
+            healthy=True,
+            applied_index=10_000,
+            revision=draw(st.sampled_from(REVISIONS)),
+        )
+        for n, (c, i) in enumerate((c, i) for c, r in old.items() for i in range(r))
+    ]
+    listed = {m.name for m in members}
+    missing = [m for m in desired.members if m.name not in listed]
+    if missing and draw(st.booleans()):
+        joining = draw(st.sampled_from(missing))
+        running = draw(st.booleans())
+        members.append(
+            ObservedMember(
+                name=joining.name,
+                cluster=joining.cluster,
+                ordinal=joining.ordinal,
+                member_id=999,
+                is_learner=True,
+                ever_started=running,
+                present=running,
+                running=running,
+                has_data=running,
+                healthy=running,
+                applied_index=draw(st.sampled_from((0, 9_000, 9_995, 10_000))) if running else None,
+                revision=desired.revision if running else None,
+            )
+        )
+    if members and draw(st.integers(0, 3)) == 0:
+        i = draw(st.integers(0, len(members) - 1))
+        fault = draw(st.sampled_from(("crash", "lag", "sick", "lost")))
+        m = members[i]
+        members[i] = {
+            "crash": replace(m, running=False, healthy=False, applied_index=None),
+            "lag": replace(m, applied_index=m.applied_index and m.applied_index - 5000),
+            "sick": replace(m, healthy=False, applied_index=None),
+            "lost": replace(m, running=False, healthy=False, has_data=False, applied_index=None),
+        }[fault]
+    electable = [m.name for m in members if m.is_voter and m.healthy]
+    leader = draw(st.sampled_from(electable)) if electable else None
+    top = 10_000 + draw(st.sampled_from((0, 0, 5, 50)))
+    members = [replace(m, applied_index=top) if m.name == leader else m for m in members]
+    return desired, Observed(
+        now=0.0,
+        members=tuple(draw(st.permutations(members))),
+        member_list_known=bool(electable) and len(electable) * 2 > len(members),
+        formed=True,
+        leader=leader,
+        lock_holder="another-executor" if draw(st.integers(0, 7)) == 0 else None,
+    )
+
+
+def any_situation() -> st.SearchStrategy[tuple[Desired, Observed]]:
+    return st.one_of(situations(), steady_situations())
