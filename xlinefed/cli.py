@@ -31,8 +31,9 @@ app = typer.Typer(
 local = typer.Typer(help="Run a whole federation as local processes.", no_args_is_help=True)
 app.add_typer(local, name="local")
 
-console = Console()
-errors = Console(stderr=True)
+# Pipes and CI logs get wide lines instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 160)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 StateDir = Annotated[
     Path | None,

@@ -10,11 +10,17 @@ again under it, so two executors can never act on a stale view at the same time.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from xlinefed.consensus.client import ConsensusClient, EndpointStatus, MemberInfo
+from xlinefed.consensus.client import (
+    ClientSettings,
+    ConsensusClient,
+    EndpointStatus,
+    MemberInfo,
+)
 from xlinefed.consensus.lock import MembershipLock
 from xlinefed.logs import get_logger
 from xlinefed.planner import (
@@ -35,10 +41,13 @@ from xlinefed.planner import (
     Wait,
     plan,
 )
-from xlinefed.platforms.base import MemberRuntime, Platform
+from xlinefed.platform import MemberRuntime, Platform
 from xlinefed.topology import parse_member_name
 
 log = get_logger(__name__)
+
+#: Where each executor publishes the template its members run, for the other clusters.
+REVISIONS_PREFIX = "/xlinefed/revisions/"
 
 
 @dataclass(frozen=True)
@@ -88,39 +97,44 @@ class Executor:
         return f"unknown-{info.id:x}"
 
     async def observe(self, desired: Desired) -> Snapshot:
-        names = sorted({m.name for m in desired.members} | set(self.platform.known_members()))
+        names = sorted({m.name for m in desired.members} | set(await self.platform.known_members()))
         runtimes = dict(
             zip(
                 names, await asyncio.gather(*(self.platform.runtime(n) for n in names)), strict=True
             )
         )
-        running = [n for n in names if runtimes[n].running]
+        # Our running members, and every member we cannot see ourselves (its health can
+        # only come over gRPC).
+        probe = [n for n in names if runtimes[n].running or not self.platform.sees(n)]
         member_list: tuple[MemberInfo, ...] = ()
+        published: dict[str, dict[str, str]] = {}
         statuses: dict[str, EndpointStatus] = {}
         lock_holder: str | None = None
         known = False
-        if running:
-            async with ConsensusClient(
-                self._endpoints(running), timeout=self.request_timeout
-            ) as client:
-                try:
-                    member_list = tuple(await client.member_list())
-                    known = True
-                except Exception as error:  # any failure means "no quorum answered"
-                    log.debug("member list unavailable", error=str(error))
+        if probe:
+            # Observation must be quick: a short retry budget, then "not known".
+            settings = ClientSettings(
+                rpc_timeout=self.request_timeout, retry_deadline=self.request_timeout
+            )
+            async with ConsensusClient(self._endpoints(probe), settings=settings) as client:
                 results = await asyncio.gather(
-                    *(client.status(self.platform.client_url(n)) for n in running),
+                    *(client.status(self.platform.client_url(n)) for n in probe),
                     return_exceptions=True,
                 )
-                for name, result in zip(running, results, strict=True):
+                for name, result in zip(probe, results, strict=True):
                     if isinstance(result, EndpointStatus) and not result.errors:
                         statuses[name] = result
-                if known:
-                    try:
-                        holder = await MembershipLock(client, self.holder_id).holder()
-                        lock_holder = holder if holder != self.holder_id else None
-                    except Exception as error:
-                        log.debug("lock holder unknown", error=str(error))
+                try:
+                    member_list = tuple(await client.member_list(deadline=self.request_timeout))
+                    # etcd 3.4 answers a member list from one member's local view; the
+                    # linearizable read of the lock key is what proves a quorum answered.
+                    holder = await MembershipLock(client, self.holder_id).holder()
+                    known = True
+                    if holder is not None and holder.holder != self.holder_id:
+                        lock_holder = holder.holder
+                    published = await self._published(client, runtimes)
+                except Exception as error:  # any failure means "no quorum answered"
+                    log.debug("store unreadable", error=str(error))
         if known and not await self.platform.formed():
             await self.platform.mark_formed()
         formed = known or await self.platform.formed()
@@ -135,8 +149,20 @@ class Executor:
         members = []
         for name in sorted(set(names) | set(listed)):
             info = listed.get(name)
-            runtime = runtimes.get(name, MemberRuntime())
             status = statuses.get(name)
+            runtime = runtimes.get(name, MemberRuntime())
+            if not self.platform.sees(name):
+                # Another cluster's member: its health comes over gRPC, its template from
+                # what its own operator published in the store.
+                record = published.get(name, {})
+                runtime = MemberRuntime(
+                    present=status is not None,
+                    running=status is not None,
+                    has_data=info is not None,
+                    revision=record.get("revision"),
+                    version=record.get("version"),
+                )
+                runtimes[name] = runtime
             place = parse_member_name(self.federation, name)
             members.append(
                 ObservedMember(
@@ -163,6 +189,27 @@ class Executor:
             lock_holder=lock_holder,
         )
         return Snapshot(observed, member_list, statuses, runtimes, lock_holder)
+
+    def _revision_key(self, member: str) -> str:
+        return f"{REVISIONS_PREFIX}{self.federation}/{member}"
+
+    async def _published(
+        self, client: ConsensusClient, runtimes: dict[str, MemberRuntime]
+    ) -> dict[str, dict[str, str]]:
+        """Read every member's published template; publish ours where it changed."""
+        prefix = f"{REVISIONS_PREFIX}{self.federation}/"
+        records = {
+            kv.key.decode()[len(prefix) :]: json.loads(kv.value)
+            for kv in await client.get_prefix(prefix)
+        }
+        for name, runtime in runtimes.items():
+            if not (self.platform.sees(name) and runtime.running and runtime.revision):
+                continue
+            mine = {"revision": runtime.revision, "version": runtime.version or ""}
+            if records.get(name) != mine:
+                await client.put(self._revision_key(name), json.dumps(mine, sort_keys=True))
+                records[name] = mine
+        return records
 
     # --- one pass ------------------------------------------------------------------
     async def reconcile_once(self, desired: Desired) -> Outcome:
@@ -200,39 +247,24 @@ class Executor:
             lock_wait = self.clock() - waited_from
             try:
                 pending = await lock.pending_step()
-                if (
-                    pending
-                    and pending.get("holder") != self.holder_id
-                    and pending.get("phase") == "intent"
-                ):
+                if pending is not None:
+                    # The planner is level-triggered: observing again and planning from the
+                    # real state finishes (or supersedes) whatever was left half done.
                     log.info(
-                        "previous holder left a step half done; re-planning",
-                        step=pending.get("step"),
+                        "a previous holder left a step unfinished; re-planning",
+                        holder=pending.holder,
+                        step=pending.step,
                     )
                 # Plan again under the lock: the view that chose `step` may be stale.
                 fresh = await self.observe(desired)
                 again = plan(desired, fresh.observed)
                 if again != step:
                     return Outcome(again, fresh, applied=False, lock_wait=lock_wait)
-                await lock.record_step(
-                    token,
-                    {
-                        "kind": step.kind,
-                        "member": step.member,
-                        "describe": step.describe(),
-                        "phase": "intent",
-                    },
-                )
+                record = {"kind": step.kind, "member": step.member, "what": step.describe()}
+                await lock.record_step(token, record)
+                await lock.ensure_held(token)
                 await self.apply(step, fresh, desired)
-                await lock.record_step(
-                    token,
-                    {
-                        "kind": step.kind,
-                        "member": step.member,
-                        "describe": step.describe(),
-                        "phase": "done",
-                    },
-                )
+                await lock.finish_step(token, record)
                 return Outcome(step, fresh, applied=True, lock_wait=lock_wait)
             finally:
                 await lock.release(token)

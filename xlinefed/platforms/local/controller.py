@@ -56,7 +56,11 @@ def ensure_controller(root: Path, name: str) -> bool:
     directory = FederationDir(root, name)
     if controller_alive(directory):
         return False
-    processes.spawn(controller_argv(root, name), directory.controller_log)
+    record = processes.spawn(controller_argv(root, name), directory.controller_log)
+    # Written at once so that concurrent commands see it; the controller that wins the
+    # flock rewrites it, one that loses exits and leaves the winner's record standing.
+    if not controller_alive(directory):
+        directory.write_controller(record)
     return True
 
 
@@ -113,6 +117,8 @@ async def run(root: Path, name: str) -> int:
     log.info("controller started", federation=name, pid=os.getpid())
     while not stopping.is_set():
         delay = IDLE_INTERVAL
+        if directory.read_controller() != record:
+            directory.write_controller(record)  # a losing starter may have overwritten it
         try:
             federation = directory.read_spec()
             platform = LocalPlatform(directory, federation)

@@ -20,7 +20,7 @@ from xlinefed.api.models import XlineFederation
 from xlinefed.launch import LaunchSpec, command
 from xlinefed.logs import get_logger
 from xlinefed.planner.steps import StartMode
-from xlinefed.platforms.base import MemberRuntime
+from xlinefed.platform import MemberRuntime
 from xlinefed.platforms.local import processes
 from xlinefed.platforms.local.state import FederationDir, MemberProcess, Ports
 
@@ -99,8 +99,11 @@ class LocalPlatform:
     def peer_url(self, member: str) -> str:
         return f"http://{HOST}:{self._ports(member).peer}"
 
-    def known_members(self) -> Sequence[str]:
+    async def known_members(self) -> Sequence[str]:
         return self.dir.members_on_disk()
+
+    def sees(self, member: str) -> bool:
+        return True
 
     # --- observation
     async def runtime(self, member: str) -> MemberRuntime:

@@ -22,8 +22,13 @@ class Platform(Protocol):
     """Where members run. Every method is idempotent: the executor may repeat any call
     after a crash."""
 
-    def known_members(self) -> Sequence[str]:
+    async def known_members(self) -> Sequence[str]:
         """Members the platform has a process, pod or data for."""
+        ...
+
+    def sees(self, member: str) -> bool:
+        """Whether `runtime(member)` tells the truth: a member operator sees only the pods
+        of its own cluster; for other members the executor relies on the store."""
         ...
 
     def client_url(self, member: str) -> str: ...
