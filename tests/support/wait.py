@@ -29,7 +29,7 @@ def wait_until(
             value = predicate()
             if value:
                 return value
-        except Exception as error:  # noqa: BLE001 - reported below
+        except Exception as error:
             last_error = error
         if time.monotonic() >= deadline:
             raise ConditionTimeout(f"timed out after {timeout}s waiting for {what}") from last_error
@@ -47,7 +47,7 @@ async def wait_until_async(
             value = await predicate()
             if value:
                 return value
-        except Exception as error:  # noqa: BLE001 - reported below
+        except Exception as error:
             last_error = error
         if time.monotonic() >= deadline:
             raise ConditionTimeout(f"timed out after {timeout}s waiting for {what}") from last_error
