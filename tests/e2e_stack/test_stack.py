@@ -71,12 +71,12 @@ def test_every_stack_process_listens_on_loopback_only(stack: Stack) -> None:
             f"{member}-hostlet",
         } <= names
     listening = _listening_inodes()
-    checked = 0
     for record in records:
-        for inode in _socket_inodes(record.pid) & listening.keys():
-            checked += 1
-            assert _loopback(listening[inode]), (record.path.stem, listening[inode])
-    assert checked >= 2 * len(records) - len(stack.members)  # servers have >= 1 listener
+        addresses = [listening[i] for i in _socket_inodes(record.pid) & listening.keys()]
+        if not record.path.stem.endswith("-hostlet"):
+            assert addresses, f"{record.path.stem} listens nowhere"
+        for address in addresses:
+            assert _loopback(address), (record.path.stem, address)
 
 
 def test_cluster_api_is_served_by_the_aggregated_apiserver(karmada: KubeClient) -> None:
@@ -103,7 +103,7 @@ def test_karmada_webhook_rejects_an_invalid_policy(karmada: KubeClient, namespac
     }
     with pytest.raises(ApiError) as raised:
         karmada.create(policy)
-    assert raised.value.status in (400, 422)
+    assert raised.value.status == 403  # admission webhook denial
     assert "validating-config" in raised.value.body or "denied the request" in raised.value.body
     assert "namespace of resource selector" in raised.value.body
 

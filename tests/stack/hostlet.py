@@ -203,6 +203,8 @@ class PodWorker(threading.Thread):
         self.argv: list[str] = []
         self.env: dict[str, str] = {}
         self.cwd: Path = self.dir
+        self.mounts: list[tuple[str, str]] = []
+        self.prepared_for = ""
 
     # The container spec the worker runs: the pod's first container.
     @property
@@ -228,25 +230,44 @@ class PodWorker(threading.Thread):
         self.liveness = ProbeState(container.get("livenessProbe"))
         self.startup = ProbeState(container.get("startupProbe"))
         self._adopt()
+        retry_at = 0.0
         while not self.stop_requested.is_set():
-            if not self.argv:
+            if self.argv and self._spec_key() != self.prepared_for:
+                # Like a kubelet after an in-place image change: restart the container.
+                log.info("pod %s/%s: container spec changed", self.namespace, self.pod_name)
+                self._kill_for_restart(
+                    float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+                )
+                self.argv = []
+            if not self.argv and time.monotonic() >= retry_at:
                 try:
                     self._prepare()
                 except _NotYet as reason:
                     self.run_state.waiting = ("ContainerCreating", str(reason))
+                    retry_at = time.monotonic() + 0.5
                 except Exception as error:
                     self.run_state.waiting = ("CreateContainerConfigError", str(error))
                     log.warning("pod %s/%s: %s", self.namespace, self.pod_name, error)
+                    retry_at = time.monotonic() + 2
             if self.argv:
                 self._supervise()
             self._publish()
             self.stop_requested.wait(0.1)
         self._kill(self.grace)
 
+    def _spec_key(self) -> str:
+        container = self.container
+        fields = ("image", "command", "args", "env", "readinessProbe", "livenessProbe")
+        return json.dumps([container.get(f) for f in fields], sort_keys=True)
+
     # -- preparation -----------------------------------------------------------------------
 
     def _prepare(self) -> None:
         pod, container = self.pod, self.container
+        self.prepared_for = self._spec_key()
+        self.readiness = ProbeState(container.get("readinessProbe"), passed=self.readiness.passed)
+        self.liveness = ProbeState(container.get("livenessProbe"))
+        self.startup = ProbeState(container.get("startupProbe"), passed=self.startup.passed)
         self.dir.mkdir(parents=True, exist_ok=True)
         mounts = self._mounts()
         env = self._env()
