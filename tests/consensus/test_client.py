@@ -87,6 +87,16 @@ def test_fails_over_and_reports_dead_endpoints(etcd_cluster: EtcdCluster) -> Non
                 await client.get("k", deadline=1.0)
             assert time.monotonic() - started < 5
 
+            # back with the same data dir: it catches up and serves the write it missed
+            etcd_cluster.restart_member("m1")
+
+            async def caught_up() -> bool:
+                return (await client.health(dead.client_url)).healthy
+
+            await wait_until_async(caught_up, timeout=30, what="restarted m1 healthy")
+            kv = await client.get("k", deadline=5)
+            assert kv is not None and kv.text == "v"
+
     run(scenario())
 
 

@@ -43,7 +43,7 @@ def free_port() -> int:
         while True:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
+                port = int(s.getsockname()[1])
             if port not in _used_ports:
                 _used_ports.add(port)
                 return port
@@ -214,7 +214,7 @@ class EtcdCluster:
         def healthy() -> bool:
             self._check_alive(m)
             with urllib.request.urlopen(f"{m.client_url}/health", timeout=1) as resp:
-                return json.loads(resp.read()).get("health") == "true"
+                return bool(json.loads(resp.read()).get("health") == "true")
 
         wait_until(healthy, timeout=timeout, what=f"etcd {name} healthy\n{m.log_tail()}")
 

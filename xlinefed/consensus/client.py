@@ -17,7 +17,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
 import grpc
@@ -277,10 +277,23 @@ def _prefix_end(prefix: bytes) -> bytes:
     return b"\0"
 
 
+def _check_endpoints(endpoints: Sequence[str]) -> None:
+    if not endpoints:
+        raise ValueError("ConsensusClient needs at least one endpoint")
+    secure = [e for e in endpoints if e.startswith("https://")]
+    if secure:
+        raise ValueError(
+            f"TLS endpoints are not supported by ConsensusClient yet: {secure}; "
+            "use plain http:// client URLs"
+        )
+
+
 def _target(endpoint: str) -> str:
-    for scheme in ("http://", "https://", "unix://"):
-        if endpoint.startswith(scheme):
-            return endpoint[len(scheme) :].rstrip("/")
+    """A gRPC target from an etcd-style endpoint (`http://host:port` or `host:port`)."""
+    if endpoint.startswith("unix:"):
+        return endpoint
+    if endpoint.startswith("http://"):
+        return endpoint[len("http://") :].rstrip("/")
     return endpoint.rstrip("/")
 
 
@@ -371,16 +384,10 @@ class ConsensusClient:
         timeout: float | None = None,
         settings: ClientSettings | None = None,
     ) -> None:
-        if not endpoints:
-            raise ValueError("ConsensusClient needs at least one endpoint")
+        _check_endpoints(endpoints)
         settings = settings or ClientSettings()
         if timeout is not None:
-            settings = ClientSettings(
-                rpc_timeout=timeout,
-                retry_deadline=settings.retry_deadline,
-                status_timeout=settings.status_timeout,
-                backoff=settings.backoff,
-            )
+            settings = replace(settings, rpc_timeout=timeout)
         self.settings = settings
         self._endpoints: list[str] = list(dict.fromkeys(endpoints))
         self._preferred = 0
@@ -405,8 +412,7 @@ class ConsensusClient:
 
     def set_endpoints(self, endpoints: Sequence[str]) -> None:
         """Replace the endpoint list (after members were added or removed)."""
-        if not endpoints:
-            raise ValueError("ConsensusClient needs at least one endpoint")
+        _check_endpoints(endpoints)
         self._endpoints = list(dict.fromkeys(endpoints))
         self._preferred = 0
 
@@ -752,7 +758,7 @@ class ConsensusClient:
 
         async def call(s: _Stubs, t: float) -> int:
             resp = await s.kv.Put(request, timeout=t)
-            return resp.header.revision
+            return int(resp.header.revision)
 
         return await self._retry(call, what=f"put {request.key!r}", deadline=deadline)
 
@@ -765,7 +771,7 @@ class ConsensusClient:
 
         async def call(s: _Stubs, t: float) -> int:
             resp = await s.kv.DeleteRange(request, timeout=t)
-            return resp.deleted
+            return int(resp.deleted)
 
         return await self._retry(call, what=f"delete {k!r}", deadline=deadline)
 
@@ -847,7 +853,7 @@ class ConsensusClient:
                     f"{what}: the lease has expired or was revoked; grant a new one",
                     detail="lease not found",
                 )
-            return resp.TTL
+            return int(resp.TTL)
 
         return await self._retry(call, what=what, deadline=deadline)
 
@@ -858,7 +864,7 @@ class ConsensusClient:
             resp = await s.lease.LeaseTimeToLive(
                 rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id), timeout=t
             )
-            return resp.TTL
+            return int(resp.TTL)
 
         return await self._retry(call, what=f"lease ttl {lease_id:x}", deadline=deadline)
 
