@@ -100,6 +100,7 @@ def plan(desired: Desired, observed: Observed) -> Step:
             _scale_in,
             _delete_removed,
             _roll,
+            _settle,
         )
     )
     for rule in rules:
@@ -424,3 +425,13 @@ def _move_leadership(view: _View, leader: ObservedMember) -> Step:
 
     target = min(candidates, key=preference)
     return TransferLeadership(leader.name, target.name)
+
+
+def _settle(view: _View) -> Step | None:
+    """Done means reached *and* healthy: the last restarted member must answer first."""
+    pending = [
+        m.name for m in _ours(view, view.listed) if m.name in view.desired_names and not m.healthy
+    ]
+    if pending:
+        return Wait(f"waiting for {', '.join(pending)} to become healthy", retry_after=0.5)
+    return None
