@@ -91,10 +91,11 @@ def test_invariant_7_same_inputs_same_step_in_any_member_order(situation, rnd):
 
 def test_the_generated_states_reach_every_step():
     """The generators are worth something only if the planner answers them with every
-    kind of step; a strategy change that starves one fails here."""
+    kind of step; a strategy change that starves one fails here (derandomized, so the
+    answer does not change from run to run)."""
     kinds: Counter[str] = Counter()
 
-    @settings(max_examples=400, deadline=None, database=None)
+    @settings(max_examples=600, deadline=None, database=None, derandomize=True)
     @given(any_situation())
     def collect(situation: tuple[Desired, Observed]) -> None:
         kinds[plan(*situation).kind] += 1
