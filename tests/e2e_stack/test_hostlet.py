@@ -205,3 +205,83 @@ def test_a_dead_process_is_restarted_and_counted(
     assert _pid(again) != pid
     assert again["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137
     assert _etcd(again["status"]["podIP"], "/health")["health"] == "true"
+
+
+def _sleeper(name: str, namespace: str, host_dir: Path) -> dict:
+    """A shell pod whose readiness is a file in a hostPath volume the test controls."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "terminationGracePeriodSeconds": 5,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "busybox",
+                    "command": ["/bin/sh", "-c", "echo started > /work/pid; exec sleep 3600"],
+                    "readinessProbe": {
+                        "exec": {"command": ["test", "-f", "/work/ready"]},
+                        "periodSeconds": 1,
+                        "failureThreshold": 1,
+                    },
+                    "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+                }
+            ],
+            "volumes": [{"name": "work", "hostPath": {"path": str(host_dir)}}],
+        },
+    }
+
+
+def _ready(client: KubeClient, namespace: str, name: str) -> str | None:
+    pod = client.get("v1", "Pod", name, namespace)
+    conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
+    if pod.get("status", {}).get("phase") != "Running":
+        return None
+    return conditions.get("Ready")
+
+
+def test_readiness_follows_the_exec_probe(
+    member_namespace: tuple[KubeClient, str], tmp_path: Path
+) -> None:
+    client, namespace = member_namespace
+    client.create(_sleeper("s0", namespace, tmp_path))
+    wait_until(
+        lambda: _ready(client, namespace, "s0") == "False",
+        timeout=30,
+        what="s0 Running, not Ready",
+    )
+    # The process runs with /work rewritten to the hostPath directory.
+    wait_until(lambda: (tmp_path / "pid").exists(), timeout=10, what="pid file written")
+    (tmp_path / "ready").touch()
+    wait_until(lambda: _ready(client, namespace, "s0") == "True", timeout=30, what="s0 Ready")
+    (tmp_path / "ready").unlink()
+    wait_until(lambda: _ready(client, namespace, "s0") == "False", timeout=30, what="s0 unready")
+
+
+def test_a_restarted_hostlet_adopts_running_pods(
+    stack: Stack, member_namespace: tuple[KubeClient, str], tmp_path: Path
+) -> None:
+    client, namespace = member_namespace
+    hostlet = stack.hostlet(stack.members[0])
+    (tmp_path / "ready").touch()
+    client.create(_sleeper("s1", namespace, tmp_path))
+    wait_until(lambda: _ready(client, namespace, "s1") == "True", timeout=30, what="s1 Ready")
+    pid = _pid(client.get("v1", "Pod", "s1", namespace))
+
+    hostlet.kill()  # like a crashed kubelet: the pod's process keeps running
+    assert start_time(pid) is not None
+    hostlet.start()
+    wait_until(hostlet.running, timeout=10, what="hostlet running again")
+
+    # The new agent keeps the same process and still acts on the pod: deletion stops it.
+    (tmp_path / "ready").unlink()
+    wait_until(lambda: _ready(client, namespace, "s1") == "False", timeout=30, what="s1 unready")
+    assert _pid(client.get("v1", "Pod", "s1", namespace)) == pid
+    client.delete("v1", "Pod", "s1", namespace)
+    wait_until(
+        lambda: client.get_or_none("v1", "Pod", "s1", namespace) is None,
+        timeout=30,
+        what="s1 removed",
+    )
+    assert start_time(pid) is None
