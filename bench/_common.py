@@ -1,0 +1,422 @@
+"""Shared helpers of the local-runtime benchmarks (`rolling_update.py`, `scale_out.py`).
+
+- `LocalFederation`: a fresh federation of real etcd processes under a temporary state
+  dir, brought up by the Executor; every process it started is stopped on exit, also
+  when the benchmark fails.
+- `drive`: the Executor in-process, `reconcile_once` until `Done`, paced like the local
+  controller (`xlinefed/platforms/local/controller.py`).
+- `Probe`: a background thread with its own event loop (so the Executor's work in the
+  main loop cannot delay it) that runs a writer — linearizable puts of sequenced keys
+  against all endpoints with failover, each acknowledged within `put_timeout` or counted
+  as failed — and a watcher that polls every member's status every 50 ms and counts term
+  and leader changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import platform as host
+import shlex
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from xlinefed.api.loading import parse
+from xlinefed.api.models import XlineFederation
+from xlinefed.consensus.client import ClientSettings, ConsensusClient, EndpointStatus
+from xlinefed.executor import Executor
+from xlinefed.logs import configure
+from xlinefed.planner import Done, Wait
+from xlinefed.planner.desired import desired_from
+from xlinefed.platforms.local.controller import IDLE_INTERVAL
+from xlinefed.platforms.local.platform import LocalPlatform
+from xlinefed.platforms.local.state import FederationDir
+
+T = TypeVar("T")
+
+ETCD_VERSION = "3.4.23"
+
+#: etcd's strict reconfig check refuses a member add until every member has been connected
+#: for its health interval (5 s); each run starts after the members answered that long.
+SETTLE_SECONDS = 5.0
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return host.processor() or "unknown"
+
+
+def memory_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def print_header() -> None:
+    """The exact command and the machine, first thing in every benchmark's output."""
+    print(f"command: {shlex.join(['.venv/bin/python', *sys.argv])}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    print(
+        f"machine: nproc={os.cpu_count()} cpu={cpu_model()!r} mem={memory_gib():.1f} GiB "
+        f"python={host.python_version()} load(1m) at start={load:.2f}"
+    )
+    configure(level=os.environ.get("XLINEFED_LOG_LEVEL", "ERROR"))
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+    line = "  ".join(f"{h:>{w}}" for h, w in zip(headers, widths, strict=True))
+    print(line)
+    print("-" * len(line))
+    for row in rows:
+        print("  ".join(f"{c:>{w}}" for c, w in zip(row, widths, strict=True)))
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def ratio(a: float, b: float) -> str:
+    if b == 0:
+        return "n/a (b=0)" if a else "1.00 (both 0)"
+    return f"{a / b:.2f}"
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+async def poll_until(
+    predicate: Callable[[], Awaitable[T]], *, timeout: float, what: str, interval: float = 0.05
+) -> T:
+    """Poll `predicate` until it returns a truthy value (exceptions count as "not yet")."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            value = await predicate()
+            if value:
+                return value
+        except Exception as error:
+            last = error
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}") from last
+        await asyncio.sleep(interval)
+
+
+async def answers_health(endpoint: str, timeout: float = 0.5) -> bool:
+    """A linearizable read through this member succeeds (what a readiness probe checks)."""
+    async with ConsensusClient([endpoint]) as client:
+        return (await client.health(endpoint, timeout=timeout)).healthy
+
+
+# --------------------------------------------------------------------------- a federation
+
+
+def federation_spec(
+    name: str, clusters: dict[str, int], engine_args: dict[str, str] | None = None
+) -> XlineFederation:
+    return parse(
+        XlineFederation,
+        {
+            "apiVersion": "xlinefed.io/v1alpha1",
+            "kind": "XlineFederation",
+            "metadata": {"name": name},
+            "spec": {
+                "engine": "etcd",
+                "version": ETCD_VERSION,
+                "clusters": [{"id": c, "replicas": n} for c, n in clusters.items()],
+                "engineArgs": dict(engine_args or {}),
+            },
+        },
+    )
+
+
+@dataclass
+class DriveResult:
+    seconds: float
+    steps: list[str] = field(default_factory=list)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for s in self.steps if s == kind)
+
+
+async def drive(executor: Executor, federation: XlineFederation, timeout: float) -> DriveResult:
+    """`reconcile_once` until Done, paced like the local controller; the steps applied."""
+    desired = desired_from(federation)
+    started = time.monotonic()
+    deadline = started + timeout
+    result = DriveResult(0.0)
+    last = ""
+    while True:
+        outcome = await executor.reconcile_once(desired)
+        if isinstance(outcome.step, Done):
+            result.seconds = time.monotonic() - started
+            return result
+        if outcome.applied:
+            result.steps.append(outcome.step.kind)
+            delay = 0.0
+        elif isinstance(outcome.step, Wait):
+            last = outcome.step.reason
+            delay = min(outcome.step.retry_after, IDLE_INTERVAL) / 2
+        else:
+            last = outcome.error or outcome.step.describe()
+            delay = IDLE_INTERVAL
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not Done after {timeout:.0f}s; last: {last}")
+        if delay:
+            await asyncio.sleep(delay)
+
+
+class LocalFederation:
+    """A fresh local federation in a temporary state dir; stopped and removed on exit."""
+
+    def __init__(self, federation: XlineFederation, holder: str = "bench") -> None:
+        self.federation = federation
+        self.holder = holder
+        self._tmp = tempfile.TemporaryDirectory(prefix="xlinefed-bench-")
+        self.dir = FederationDir(Path(self._tmp.name), federation.name)
+        self.platform = LocalPlatform(self.dir, federation)
+
+    @property
+    def name(self) -> str:
+        return self.federation.name
+
+    def members(self) -> list[str]:
+        return [
+            f"{self.name}-{c.id}-{i}"
+            for c in self.federation.spec.clusters
+            for i in range(c.replicas)
+        ]
+
+    def endpoints(self) -> list[str]:
+        return [self.platform.client_url(m) for m in self.members()]
+
+    def executor(self) -> Executor:
+        return Executor(self.platform, self.name, self.holder)
+
+    def set_spec(self, federation: XlineFederation) -> None:
+        """A new desired spec: what `xlinefed local upgrade/scale` writes."""
+        self.federation = federation
+        self.dir.write_spec(federation)
+        self.platform = LocalPlatform(self.dir, federation)
+
+    async def __aenter__(self) -> LocalFederation:
+        try:
+            self.dir.path.mkdir(parents=True, exist_ok=True)
+            self.dir.write_spec(self.federation)
+            await drive(self.executor(), self.federation, timeout=120)
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop every member process we started (each one, even if another fails)."""
+        failures: list[str] = []
+        for member in self.dir.members_on_disk():
+            try:
+                await self.platform.stop(member)
+            except Exception as error:
+                failures.append(f"{member}: {error}")
+        if failures:
+            print(f"warning: could not stop {failures}; state kept in {self.dir.path}")
+            return
+        self._tmp.cleanup()
+
+    async def wait_settled(self, seconds: float, timeout: float = 60) -> None:
+        """Every member answers health continuously for `seconds`.
+
+        etcd's strict reconfig check refuses a member add until all members have been
+        connected for a while (`SETTLE_SECONDS`); a measurement that started earlier would
+        measure that refusal, not the benchmarked sequence."""
+        since: list[float | None] = [None]
+
+        async def settled() -> bool:
+            healthy = await asyncio.gather(*(answers_health(e) for e in self.endpoints()))
+            if not all(healthy):
+                since[0] = None
+                return False
+            if since[0] is None:
+                since[0] = time.monotonic()
+            return time.monotonic() - since[0] >= seconds
+
+        await poll_until(
+            settled, timeout=timeout + seconds, what="all members healthy", interval=0.2
+        )
+
+
+# --------------------------------------------------------------------------- the probe
+
+
+@dataclass
+class ProbeReport:
+    acknowledged: int
+    failed: int
+    longest_gap: float
+    term_changes: int
+    leader_changes: int
+    lost: int
+
+
+class Probe:
+    """A writer and a leader watcher on their own thread and event loop."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        prefix: str = "/bench/writer/",
+        put_timeout: float = 1.0,
+        interval: float = 0.02,
+        poll: float = 0.05,
+    ) -> None:
+        self.endpoints = list(endpoints)
+        self.prefix = prefix
+        self.put_timeout = put_timeout
+        self.interval = interval
+        self.poll = poll
+        self.acknowledged: dict[str, str] = {}
+        self.failed = 0
+        self.term_changes = 0
+        self.leader_changes = 0
+        self._acks: list[float] = []
+        self._started = 0.0
+        self._stopped = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-probe", daemon=True)
+        self._error: BaseException | None = None
+
+    # ---- lifecycle
+    def __enter__(self) -> Probe:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join(timeout=30)
+            self._stopped = time.monotonic()
+        if self._error is not None:
+            raise RuntimeError("the probe thread failed") from self._error
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as error:  # reported by stop()
+            self._error = error
+
+    async def _main(self) -> None:
+        await asyncio.gather(self._write(), self._watch())
+
+    # ---- the writer
+    async def _write(self) -> None:
+        settings = ClientSettings(rpc_timeout=self.put_timeout, retry_deadline=self.put_timeout)
+        async with ConsensusClient(self.endpoints, settings=settings) as client:
+            for seq in itertools.count():
+                if self._stop.is_set():
+                    return
+                key, value = f"{self.prefix}{seq:08d}", f"v{seq}"
+                try:
+                    await asyncio.wait_for(client.put(key, value), self.put_timeout)
+                except Exception:
+                    self.failed += 1
+                else:
+                    self.acknowledged[key] = value
+                    self._acks.append(time.monotonic())
+                await asyncio.sleep(self.interval)
+
+    # ---- the leader watcher
+    async def _watch(self) -> None:
+        term: int | None = None
+        leader: int | None = None
+        async with ConsensusClient(self.endpoints) as client:
+            while not self._stop.is_set():
+                tick = time.monotonic()
+                results = await asyncio.gather(
+                    *(client.status(e, timeout=self.poll * 4) for e in self.endpoints),
+                    return_exceptions=True,
+                )
+                seen = [r for r in results if isinstance(r, EndpointStatus)]
+                if seen:
+                    newest = max(s.raft_term for s in seen)
+                    if term is not None and newest > term:
+                        self.term_changes += newest - term
+                    term = max(term or 0, newest)
+                    leaders = {s.leader_id for s in seen if s.raft_term == newest and s.leader_id}
+                    if len(leaders) == 1:
+                        current = next(iter(leaders))
+                        if leader is not None and current != leader:
+                            self.leader_changes += 1
+                        leader = current
+                await asyncio.sleep(max(0.0, self.poll - (time.monotonic() - tick)))
+
+    # ---- results
+    def acked(self) -> int:
+        return len(self._acks)
+
+    def wait_acks(self, more: int, timeout: float = 30) -> None:
+        """Block until `more` further writes are acknowledged (a condition, not a sleep)."""
+        target = len(self._acks) + more
+        deadline = time.monotonic() + timeout
+        while len(self._acks) < target:
+            if self._error is not None or not self._thread.is_alive():
+                raise RuntimeError("the probe thread stopped") from self._error
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fewer than {more} writes acknowledged in {timeout:.0f}s")
+            time.sleep(0.02)
+
+    def longest_gap(self) -> float:
+        times = [self._started, *self._acks, self._stopped or time.monotonic()]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+    async def report(self) -> ProbeReport:
+        """After `stop()`: the numbers, with every acknowledged write read back."""
+        async with ConsensusClient(self.endpoints, timeout=5.0) as client:
+            stored = {kv.key.decode(): kv.text for kv in await client.get_prefix(self.prefix)}
+        lost = sum(1 for k, v in self.acknowledged.items() if stored.get(k) != v)
+        return ProbeReport(
+            acknowledged=len(self.acknowledged),
+            failed=self.failed,
+            longest_gap=self.longest_gap(),
+            term_changes=self.term_changes,
+            leader_changes=self.leader_changes,
+            lost=lost,
+        )
+
+
+async def in_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run a blocking probe call without blocking the Executor's event loop."""
+    return await asyncio.to_thread(function, *args)

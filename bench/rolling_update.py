@@ -1,0 +1,232 @@
+"""Rolling update of a 5-member, 3-cluster federation (2+2+1, real etcd) under a writer:
+xlinefed's order vs the naive StatefulSet order, in one process.
+
+    .venv/bin/python bench/rolling_update.py [--rounds N]
+
+(a) xlinefed: the template changes (engineArgs snapshot-count) and the Executor runs
+    in-process, `reconcile_once` until Done: clusters without the leader first, highest
+    ordinal first, each restarted member healthy and caught up before the next, and
+    leadership moved to an updated member before the leader is restarted.
+(b) naive baseline: what a StatefulSet does — per cluster in spec order, highest ordinal
+    first, stop, start with the new arguments, wait until the member answers a health
+    read, next; leadership is never moved. Same LocalPlatform stop/start as (a).
+
+Each round brings up a fresh federation per arm (alternating which arm goes first), waits
+until every member has answered health for SETTLE_SECONDS (5 s), starts a writer
+(linearizable puts to all endpoints with failover, 1 s per put) and a watcher polling
+every member's status every 50 ms, and runs the update. Reported per arm: longest gap
+between acknowledged writes, failed writes, term changes and leader changes seen by the
+watcher, total time; then the medians and the ratio a/b. Every acknowledged write is read
+back afterwards (`lost` must be 0) and every member must run the new template.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import (
+    SETTLE_SECONDS,
+    LocalFederation,
+    Probe,
+    ProbeReport,
+    answers_health,
+    drive,
+    federation_spec,
+    in_thread,
+    median,
+    poll_until,
+    print_header,
+    print_table,
+    ratio,
+)
+from xlinefed.api.models import XlineFederation
+from xlinefed.planner.desired import template_revision
+from xlinefed.planner.steps import StartMode
+from xlinefed.platforms.local import processes
+
+NAME = "ru"
+CLUSTERS = {"a": 2, "b": 2, "c": 1}
+OLD_ARGS = {"snapshot-count": "10000"}
+NEW_ARGS = {"snapshot-count": "20000"}
+UPDATE_TIMEOUT = 300.0
+
+
+@dataclass
+class Row:
+    round: int
+    arm: str
+    seconds: float
+    probe: ProbeReport
+    restarts: int
+    transfers: int
+
+
+async def stop_member(fed: LocalFederation, member: str, how: str) -> None:
+    """`term`: LocalPlatform.stop (SIGTERM, what a kubelet sends); `kill`: SIGKILL (a crash,
+    or a pod killed after its grace period), then wait until the process is gone."""
+    if how == "term":
+        await fed.platform.stop(member)
+        return
+    process = fed.dir.read_process(member)
+    if process is None:
+        return
+    processes.kill(process.record)
+
+    async def gone() -> bool:
+        return not processes.is_alive(process.record)
+
+    await poll_until(gone, timeout=10, what=f"{member} to exit")
+
+
+async def naive_roll(fed: LocalFederation, new: XlineFederation, how: str) -> int:
+    """StatefulSet order: per cluster, highest ordinal first; no leadership moves."""
+    fed.set_spec(new)  # the platform now launches members with the new arguments
+    revision = template_revision(new.spec)
+    cluster = [(m, fed.platform.peer_url(m)) for m in fed.members()]
+    restarts = 0
+    for spec in new.spec.clusters:
+        for ordinal in reversed(range(spec.replicas)):
+            member = f"{fed.name}-{spec.id}-{ordinal}"
+            endpoint = fed.platform.client_url(member)
+            await stop_member(fed, member, how)
+            await fed.platform.start(member, StartMode.EXISTING, cluster, revision)
+            await poll_until(
+                lambda e=endpoint: answers_health(e),  # type: ignore[misc]
+                timeout=60,
+                what=f"{member} to answer health",
+            )
+            restarts += 1
+    return restarts
+
+
+def check_updated(fed: LocalFederation, new: XlineFederation) -> None:
+    wanted = template_revision(new.spec)
+    for member in fed.members():
+        process = fed.dir.read_process(member)
+        if process is None or process.revision != wanted:
+            raise AssertionError(f"{member} does not run the new template after the update")
+
+
+async def run_arm(round_no: int, arm: str, settle: float, how: str) -> Row:
+    old = federation_spec(NAME, CLUSTERS, OLD_ARGS)
+    new = federation_spec(NAME, CLUSTERS, NEW_ARGS)
+    async with LocalFederation(old, holder=f"bench-{arm}") as fed:
+        await fed.wait_settled(settle)
+        transfers = restarts = 0
+        with Probe(fed.endpoints()) as probe:
+            await in_thread(probe.wait_acks, 5)
+            started = asyncio.get_running_loop().time()
+            if arm == "a":
+                fed.set_spec(new)
+                result = await drive(fed.executor(), new, UPDATE_TIMEOUT)
+                restarts = result.count("RestartMember")
+                transfers = result.count("TransferLeadership")
+            else:
+                restarts = await naive_roll(fed, new, how)
+            seconds = asyncio.get_running_loop().time() - started
+            await in_thread(probe.wait_acks, 5)
+        report = await probe.report()
+        check_updated(fed, new)
+    if report.lost:
+        raise AssertionError(f"round {round_no} arm {arm}: {report.lost} acknowledged writes lost")
+    return Row(round_no, arm, seconds, report, restarts, transfers)
+
+
+def metrics(row: Row) -> dict[str, float]:
+    return {
+        "longest gap s": row.probe.longest_gap,
+        "failed writes": row.probe.failed,
+        "term changes": row.probe.term_changes,
+        "leader changes": row.probe.leader_changes,
+        "total s": row.seconds,
+    }
+
+
+async def main_async(rounds: int, how: str) -> None:
+    settle = SETTLE_SECONDS
+    stop = "SIGTERM (LocalPlatform.stop)" if how == "term" else "SIGKILL"
+    print(
+        f"federation: {NAME} clusters={CLUSTERS} engine=etcd; update: engineArgs "
+        f"{OLD_ARGS} -> {NEW_ARGS}; rounds={rounds}; settle={settle:.0f}s before each run; "
+        f"baseline stops members with {stop}"
+    )
+    rows: list[Row] = []
+    for round_no in range(1, rounds + 1):
+        arms = ("a", "b") if round_no % 2 else ("b", "a")
+        for arm in arms:
+            row = await run_arm(round_no, arm, settle, how)
+            rows.append(row)
+            print(
+                f"  round {round_no} {arm}: {row.seconds:.1f}s gap={row.probe.longest_gap:.2f}s "
+                f"failed={row.probe.failed} terms+={row.probe.term_changes} "
+                f"leaders+={row.probe.leader_changes}",
+                flush=True,
+            )
+    print()
+    print("per run (a = xlinefed order, b = naive StatefulSet order)")
+    print_table(
+        (
+            "round",
+            "arm",
+            "total s",
+            "longest gap s",
+            "failed",
+            "acked",
+            "term chg",
+            "leader chg",
+            "restarts",
+            "transfers",
+            "lost",
+        ),
+        [
+            (
+                str(r.round),
+                r.arm,
+                f"{r.seconds:.2f}",
+                f"{r.probe.longest_gap:.2f}",
+                str(r.probe.failed),
+                str(r.probe.acknowledged),
+                str(r.probe.term_changes),
+                str(r.probe.leader_changes),
+                str(r.restarts),
+                str(r.transfers),
+                str(r.probe.lost),
+            )
+            for r in rows
+        ],
+    )
+    print()
+    print(f"median over {rounds} rounds")
+    summary = []
+    for metric in metrics(rows[0]):
+        a = median([metrics(r)[metric] for r in rows if r.arm == "a"])
+        b = median([metrics(r)[metric] for r in rows if r.arm == "b"])
+        summary.append((metric, f"{a:.2f}", f"{b:.2f}", ratio(a, b)))
+    print_table(("metric", "a xlinefed", "b naive", "a/b"), summary)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (a, b); default 3")
+    parser.add_argument(
+        "--baseline-stop",
+        choices=("term", "kill"),
+        default="term",
+        help="how (b) stops a member: term = LocalPlatform.stop, SIGTERM, as a kubelet does "
+        "(default); kill = SIGKILL, as a crash or an expired grace period does",
+    )
+    args = parser.parse_args()
+    print_header()
+    asyncio.run(main_async(args.rounds, args.baseline_stop))
+
+
+if __name__ == "__main__":
+    main()
