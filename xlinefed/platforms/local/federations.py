@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from xlinefed.api.loading import parse
-from xlinefed.api.models import MemberClusterSpec, XlineFederation
+from xlinefed.api.models import XlineFederation
 from xlinefed.api.validation import Problem, SpecError, change_problems
 from xlinefed.platforms.local import processes
 from xlinefed.platforms.local.controller import (
@@ -100,7 +100,9 @@ def scale(root: Path, name: str, assignments: dict[str, str]) -> int:
         for cluster, replicas in counts.items():
             entry = next((c for c in clusters if c["id"] == cluster), None)
             if entry is None:
-                clusters.append(MemberClusterSpec(id=cluster, replicas=replicas).to_wire())
+                # Plain data: the id is validated with the whole spec in `edit_spec`, so a
+                # bad id is reported as a spec problem instead of escaping as a traceback.
+                clusters.append({"id": cluster, "replicas": replicas})
             else:
                 entry["replicas"] = replicas
         # A cluster scaled to zero leaves the federation once drained.
