@@ -7,7 +7,7 @@
 # Sources come from the Go module proxy through the two small modules next to this
 # script (kube/ pins k8s.io/kubernetes, karmada/ pins github.com/karmada-io/karmada).
 # Binaries land in ${XLINEFED_STACK_CACHE:-~/.cache/xlinefed-stack}/bin together with a
-# stamp: a hash of the pinned go.mod/go.sum/main.go files and the Go version. When the
+# stamp: a hash of this script, the pinned go.mod/go.sum/main.go files and the Go version. When the
 # stamp matches and every binary exists nothing is built (a warm run takes well under a
 # second). Karmada's CRDs are copied from the module next to the binaries (karmada-crds/).
 # etcd is not built: it is Debian's etcd-server (/usr/bin/etcd).
@@ -55,10 +55,15 @@ KARMADA_BINS=(karmada-controller-manager karmada-scheduler karmada-webhook karma
 stamp_value() {
   {
     echo "kubernetes=$KUBE_VERSION karmada=$KARMADA_VERSION go=$go_version goexperiment=${GOEXPERIMENT:-}"
-    (cd "$here" && find kube karmada -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) \
+    (cd "$here" && { echo build.sh; find kube karmada -type f \( -name go.mod -o -name go.sum -o -name '*.go' \); } \
       | LC_ALL=C sort | xargs sha256sum)
   } | sha256sum | cut -d' ' -f1
 }
+
+# One build at a time per cache: a second caller waits, then finds the fresh stamp.
+mkdir -p "$cache"
+exec 9> "$cache/build.lock"
+flock 9
 
 want="$(stamp_value)"
 stamp="$bin/STAMP"
@@ -82,7 +87,7 @@ build() { # build <module dir> <ldflags> <bins...>
   local pkgs=()
   for b in "$@"; do pkgs+=("./cmd/$b"); done
   echo "build.sh: building $* (go build -p $jobs) ..." >&2
-  (cd "$here/$dir" && GOFLAGS=-mod=mod nice -n 10 "$GO" build -p "$jobs" -trimpath \
+  (cd "$here/$dir" && GOFLAGS=-mod=readonly nice -n 10 "$GO" build -p "$jobs" -trimpath \
     -ldflags "-s -w $ldflags" -o "$bin/" "${pkgs[@]}")
 }
 

@@ -143,6 +143,7 @@ class Stack:
     bin_dir: Path
     ports: dict[str, int]
     started_seconds: float = 0.0
+    images: list[tuple[str, str]] = field(default_factory=list)
     _hostlets: dict[str, HostletHandle] = field(default_factory=dict)
 
     # -- public API ----------------------------------------------------------------------
@@ -209,8 +210,13 @@ class Stack:
         state_dir: Path | None = None,
         bin_dir: Path | None = None,
         timeout: float = 300.0,
+        images: Iterable[tuple[str, str]] = (),
     ) -> Stack:
-        """Build (cached), clean up leftovers in `state_dir`, start everything, wait Ready."""
+        """Build (cached), clean up leftovers in `state_dir`, start everything, wait Ready.
+
+        `images` adds hostlet rules (image-name substring, local binary) ahead of the
+        built-in ones (`etcd` → /usr/bin/etcd, `xline` → xline on PATH).
+        """
         members = list(members)
         if len(set(members)) != len(members) or KARMADA in members or not members:
             raise ValueError(f"member names must be distinct, non-empty and not {KARMADA!r}")
@@ -237,7 +243,9 @@ class Stack:
             "scheduler-health",
         ):
             ports[f"karmada-{name}"] = free_port()
-        stack = cls(state_dir=state_dir, members=members, bin_dir=bin_dir, ports=ports)
+        stack = cls(
+            state_dir=state_dir, members=members, bin_dir=bin_dir, ports=ports, images=list(images)
+        )
         try:
             stack._start(timeout)
         except BaseException:
@@ -600,6 +608,7 @@ class Stack:
                     "pid_dir": str(self.state_dir / "pids" / "pods" / member),
                     "volumes_dir": str(self.state_dir / "volumes" / member),
                     "pods_dir": str(self.state_dir / "pods" / member),
+                    "images": [list(rule) for rule in self.images],
                 },
                 indent=2,
             )

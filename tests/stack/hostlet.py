@@ -1105,6 +1105,7 @@ def main(argv: list[str]) -> int:
         volumes_dir=Path(config["volumes_dir"]),
         pods_dir=Path(config["pods_dir"]),
         logs_dir=state_logs,
+        images=[(p, b) for p, b in config.get("images", [])] + default_images(),
     )
     for directory in (hostlet.pid_dir, hostlet.volumes_dir, hostlet.pods_dir, hostlet.logs_dir):
         directory.mkdir(parents=True, exist_ok=True)
