@@ -168,3 +168,56 @@ def test_custom_resource_propagates_to_the_chosen_member_only(
         timeout=60,
         what=f"edited Widget in {chosen}",
     )
+
+
+def test_a_pod_propagated_by_karmada_runs_on_the_member_and_reports_back(
+    stack: Stack, karmada: KubeClient, namespace: str
+) -> None:
+    """Federation to process: Karmada places a Pod on one member, that member's hostlet runs
+    a real etcd for it, and the status flows back to the Karmada object."""
+    chosen = stack.members[1]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "fed-etcd", "namespace": namespace},
+        "spec": {
+            "containers": [
+                {
+                    "name": "etcd",
+                    "image": "quay.io/coreos/etcd:v3.5.17",
+                    "args": [
+                        "--data-dir=/data/etcd",
+                        "--listen-client-urls=http://0.0.0.0:2379",
+                        "--advertise-client-urls=http://127.0.0.1:2379",
+                        "--listen-peer-urls=http://0.0.0.0:2380",
+                    ],
+                    "readinessProbe": {"tcpSocket": {"port": 2379}, "periodSeconds": 1},
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                }
+            ],
+            "volumes": [{"name": "data", "emptyDir": {}}],
+        },
+    }
+    karmada.create(pod)
+    karmada.create(_policy("fed-etcd", namespace, "v1", "Pod", chosen))
+    member = stack.member(chosen)
+
+    def running_on_member() -> dict | None:
+        found = member.get_or_none("v1", "Pod", "fed-etcd", namespace)
+        if found and found.get("status", {}).get("phase") == "Running":
+            return found
+        return None
+
+    placed = wait_until(running_on_member, timeout=60, what=f"fed-etcd Running in {chosen}")
+    assert placed["spec"]["nodeName"] == stack.hostlet(chosen).node_name
+    for other in stack.members:
+        if other != chosen:
+            assert stack.member(other).get_or_none("v1", "Pod", "fed-etcd", namespace) is None
+    wait_until(
+        lambda: (
+            karmada.get("v1", "Pod", "fed-etcd", namespace).get("status", {}).get("phase")
+            == "Running"
+        ),
+        timeout=60,
+        what="Running status aggregated on the Karmada Pod",
+    )
