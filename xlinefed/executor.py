@@ -295,7 +295,15 @@ class Executor:
                 cluster = [(m.name, platform.peer_url(m.name)) for m in desired.members]
                 await platform.start(name, StartMode.NEW, cluster, revision)
             case StartMember(name=name, mode=mode):
-                await platform.start(name, mode, self._initial_from_list(snapshot, name), revision)
+                # A crashed member comes back on the template it ran, not the desired
+                # one: partitions and the rolling order decide when it moves on.
+                runtime = snapshot.runtimes.get(name)
+                await platform.start(
+                    name,
+                    mode,
+                    self._initial_from_list(snapshot, name),
+                    (runtime.revision if runtime else None) or revision,
+                )
             case AddLearner(name=name):
                 # A previous incarnation's process or data would confuse the new member.
                 await platform.stop(name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -108,11 +109,19 @@ def test_member_that_dies_is_restarted(local_federation: LocalFederation) -> Non
         timeout=60,
         what=f"{victim} restarted by the controller",
     )
-    wait_until(
-        lambda: local_federation.status().get("converged"),
-        timeout=60,
-        what="convergence after the restart",
-    )
+    restarted_at = time.time()
+
+    def healthy_again() -> bool:
+        # A status written after the restart was seen, reporting the victim healthy.
+        status = local_federation.status()
+        member = next((m for m in status.get("members", []) if m["name"] == victim), {})
+        return bool(
+            status.get("converged")
+            and status.get("updatedAt", 0) > restarted_at
+            and member.get("healthy")
+        )
+
+    wait_until(healthy_again, timeout=60, what="convergence after the restart")
     assert_converged(local_federation)
 
 

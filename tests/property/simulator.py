@@ -309,6 +309,10 @@ class Sim:
         if not m.is_voter:
             return True
         voters = self.voters()
+        if len(voters) - 1 < self.desired.engine.min_voters:
+            # The engine cannot shrink to replace it (Xline #447): only a restore helps,
+            # and the planner rightly waits; not a fault a simulation can converge from.
+            return False
         keep = sum(1 for v in voters if v.has_data and v.name != name)
         return keep >= majority(len(voters))
 

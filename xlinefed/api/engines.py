@@ -1,9 +1,10 @@
 """What each consensus engine allows, as data the planner and validation read.
 
 The rules never branch on the engine's name; they read these fields. Sources:
-etcd 3.4+ refuses a member add for a few seconds after a member starts ("unhealthy
-cluster") and allows one learner at a time; Xline cannot grow from one member or shrink
-below three (Xline issue #447) and has no joint consensus (#970).
+etcd 3.4+ allows one learner at a time (its refusal of adds for a few seconds after a
+member starts, "unhealthy cluster", is retried by the consensus client); Xline cannot
+grow from one member or shrink below three (Xline issue #447) and has no joint
+consensus (#970).
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ class EngineProfile:
     supports_move_leader: bool
     #: The fewest voters the engine can run with; a spec below it is rejected.
     min_voters: int
-    #: Seconds after a member starts during which the engine refuses membership changes.
-    settle_seconds: float
     #: Default image repository and the binary inside it.
     default_image: str
     binary: str
@@ -42,7 +41,6 @@ ENGINES: dict[Engine, EngineProfile] = {
         max_learners=1,
         supports_move_leader=True,
         min_voters=1,
-        settle_seconds=5.0,
         default_image="quay.io/coreos/etcd",
         binary="etcd",
     ),
@@ -52,7 +50,6 @@ ENGINES: dict[Engine, EngineProfile] = {
         max_learners=1,
         supports_move_leader=True,
         min_voters=3,
-        settle_seconds=5.0,
         default_image="ghcr.io/xline-kv/xline",
         binary="xline",
     ),

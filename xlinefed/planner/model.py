@@ -39,7 +39,11 @@ class Desired:
     def in_scope(self, cluster: str | None) -> bool:
         if self.scope is None:
             return True
-        owner = cluster if cluster is not None else (self.clusters[0] if self.clusters else None)
+        # A member of a cluster the spec no longer lists (or of none) belongs to the first
+        # cluster's executor, so that a cluster that is gone is still drained by someone.
+        owner = (
+            cluster if cluster in self.clusters else (self.clusters[0] if self.clusters else None)
+        )
         return owner in self.scope
 
 

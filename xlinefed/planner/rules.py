@@ -199,6 +199,14 @@ def _replace_lost_data(view: _View) -> Step | None:
             if member.name == view.observed.leader:
                 # It still leads from open file handles; hand leadership over first.
                 return _move_leadership(view, member)
+            remaining = len(voters(view.listed)) - (1 if member.is_voter else 0)
+            if member.is_voter and remaining < view.desired.engine.min_voters:
+                return Wait(
+                    f"{member.name} lost its data, but {view.desired.engine.engine.value} cannot "
+                    f"shrink below {view.desired.engine.min_voters} voters to replace it "
+                    "(Xline issue #447); restore the data or add a member first",
+                    retry_after=30.0,
+                )
             if not safe_to_take_down(view.observed.members, member.name, removes=True):
                 return _quorum_wait(view, f"remove {member.name}, whose data is gone")
             return RemoveMember(member.name, member.member_id or 0, "its data is gone")
@@ -229,9 +237,11 @@ def _start_listed(view: _View) -> Step | None:
 
 def _quorum_wait(view: _View, action: str) -> Wait:
     members = view.observed.members
+    sick = sorted(m.name for m in voters(members) if not m.healthy)
     return Wait(
         f"cannot {action} yet: {healthy_voters(members)} of {len(voters(members))} voters "
-        "healthy, and the step must leave a majority healthy",
+        f"healthy (unhealthy: {', '.join(sick) or 'none'}), and the step must leave a "
+        "majority healthy",
         retry_after=1.0,
     )
 
@@ -294,9 +304,8 @@ def _scale_out(view: _View) -> Step | None:
     learners = sum(1 for m in view.listed if m.is_learner)
     if learners >= view.desired.engine.max_learners:
         return Wait("another learner is joining; the engine allows one at a time")
-    unhealthy = [m.name for m in view.listed if not m.healthy]
-    if unhealthy:
-        return Wait(f"waiting for {', '.join(unhealthy)} to become healthy before adding a member")
+    # Sick members elsewhere (a dead cluster) do not block adds: with a quorum answering,
+    # healthy voters plus the new one are a majority of the grown cluster.
     member: DesiredMember = ours[0]
     return AddLearner(member.name)
 
