@@ -309,6 +309,30 @@ def controller(name: str, state_dir: StateDir = None) -> None:
     raise typer.Exit(main(_root(state_dir), name))
 
 
+@app.command("member-operator")
+def member_operator(
+    cluster_id: Annotated[str, typer.Option(help="This member cluster's id, as in the spec.")],
+    namespace: Annotated[
+        str | None, typer.Option(help="Watch one namespace only [default: all].")
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None, typer.Option(envvar="KUBECONFIG", help="[default: in-cluster config]")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+    ] = None,
+) -> None:
+    """Run the member operator: reconcile this cluster's XlineCluster objects."""
+    from xlinefed.operators.run import run_operator
+
+    os.environ["XLINEFED_CLUSTER_ID"] = cluster_id
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = str(kubeconfig)
+    if metrics_port:
+        os.environ["XLINEFED_METRICS_PORT"] = str(metrics_port)
+    run_operator("xlinefed.operators.member", namespace)
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     app()

@@ -17,7 +17,17 @@ from xlinefed.api.models import (
 )
 from xlinefed.api.validation import warnings_for
 from xlinefed.executor import Outcome
-from xlinefed.planner import Desired, Done, Wait
+from xlinefed.planner import (
+    AddLearner,
+    DeleteMember,
+    Desired,
+    Done,
+    PromoteLearner,
+    RemoveMember,
+    RestartMember,
+    TransferLeadership,
+    Wait,
+)
 
 
 def _now() -> str:
@@ -30,8 +40,13 @@ def phase_of(desired: Desired, outcome: Outcome) -> Phase:
         return Phase.PAUSED
     if not observed.member_list_known:
         return Phase.DEGRADED if observed.formed else Phase.BOOTSTRAPPING
-    if isinstance(outcome.step, Done):
+    step = outcome.step
+    if isinstance(step, Done):
         return Phase.AVAILABLE
+    if isinstance(step, AddLearner | PromoteLearner | RemoveMember | DeleteMember):
+        return Phase.SCALING
+    if isinstance(step, RestartMember | TransferLeadership):
+        return Phase.UPDATING
     listed = {m.name for m in observed.members if m.in_list}
     wanted = {m.name for m in desired.members}
     if listed != wanted or any(m.is_learner for m in observed.members):

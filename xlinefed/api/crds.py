@@ -199,7 +199,7 @@ def _cel_list(values: Sequence[str]) -> str:
 
 
 _PLACEHOLDER_RE = (
-    "^([^{}]|\\{(" + "|".join(sorted(TEMPLATE_PLACEHOLDERS)) + ")\\})*$"
+    "^([^{}]|[{](" + "|".join(sorted(TEMPLATE_PLACEHOLDERS)) + ")[}])*$"
 )  # only known {placeholders}, balanced braces
 
 

@@ -1,0 +1,195 @@
+"""The member operator: one per member cluster, reconciling its `XlineCluster` objects.
+
+One kopf daemon per object runs the level-triggered loop: read the object afresh,
+observe, plan, apply one step, patch status, and wait — briefly after a step, longer when
+idle, at once when the spec changes. The decisions live in the planner, the effects in
+the executor and the Kubernetes platform; this module only wires them to kopf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import kopf
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from xlinefed.api.loading import load_cluster
+from xlinefed.api.models import GROUP, VERSION, ConsensusStatus, ScaleInPolicy, XlineCluster
+from xlinefed.api.validation import SpecError
+from xlinefed.executor import Executor, Outcome
+from xlinefed.logs import get_logger
+from xlinefed.operators import metrics
+from xlinefed.planner import Wait
+from xlinefed.planner.desired import desired_from
+from xlinefed.platforms.kubernetes import manifests
+from xlinefed.platforms.kubernetes.platform import MERGE_PATCH, KubernetesPlatform
+from xlinefed.reporting import build_status
+
+log = get_logger(__name__)
+
+PLURAL = "xlineclusters"
+#: Seconds between passes while nothing changes.
+IDLE_INTERVAL = float(os.environ.get("XLINEFED_RECONCILE_INTERVAL", "2"))
+
+_api: dict[str, client.ApiClient] = {}
+
+
+def cluster_id() -> str:
+    return os.environ["XLINEFED_CLUSTER_ID"]
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.peering.standalone = True
+    settings.persistence.finalizer = manifests.FINALIZER
+    settings.posting.level = 20  # INFO and above become Kubernetes Events
+    settings.watching.server_timeout = 60
+    configuration = client.Configuration()
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if kubeconfig:
+        await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        config.load_incluster_config(client_configuration=configuration)
+    _api["api"] = client.ApiClient(configuration)
+    if port := os.environ.get("XLINEFED_METRICS_PORT"):
+        metrics.serve(int(port))
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    if (api := _api.pop("api", None)) is not None:
+        await api.close()
+
+
+def _mine(body: kopf.Body, **_: Any) -> bool:
+    return body.get("spec", {}).get("clusterId") == cluster_id()
+
+
+async def _read(namespace: str, name: str) -> dict[str, Any] | None:
+    custom = client.CustomObjectsApi(_api["api"])
+    try:
+        obj = await custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return dict(obj)
+
+
+async def _patch_status(namespace: str, name: str, status: dict[str, Any]) -> None:
+    custom = client.CustomObjectsApi(_api["api"])
+    await custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _content_type=MERGE_PATCH
+    )
+
+
+def _record_metrics(name: str, outcome: Outcome, status: ConsensusStatus) -> None:
+    metrics.LAST_ERROR.labels(name).set(1 if outcome.error else 0)
+    if outcome.applied:
+        metrics.STEPS.labels(outcome.step.kind).inc()
+        metrics.STEP_SECONDS.labels(outcome.step.kind).observe(outcome.seconds)
+        metrics.LOCK_WAIT.observe(outcome.lock_wait)
+    elif outcome.error:
+        metrics.REFUSALS.labels(outcome.step.kind).inc()
+    for role in ("voter", "learner"):
+        for healthy in (True, False):
+            count = sum(
+                1
+                for m in status.members
+                if m.role is not None and m.role.value == role and m.healthy == healthy
+            )
+            metrics.MEMBERS.labels(name, role, str(healthy).lower()).set(count)
+
+
+def _post_event(body: dict[str, Any], outcome: Outcome, previous: ConsensusStatus) -> None:
+    step = outcome.step
+    if outcome.applied:
+        kopf.info(body, reason=step.kind, message=step.describe())
+    elif outcome.error:
+        kopf.warn(body, reason=f"{step.kind}Failed", message=outcome.error)
+    elif isinstance(step, Wait) and (
+        previous.current_step is None or previous.current_step.reason != step.reason
+    ):
+        kopf.info(body, reason="Waiting", message=step.reason)
+
+
+async def reconcile(body: dict[str, Any]) -> float:
+    """One pass over a freshly read object; returns how long to wait before the next."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    previous = ConsensusStatus.model_validate(body.get("status") or {})
+    try:
+        resource: XlineCluster = load_cluster(body)
+    except SpecError as error:
+        if previous.warnings != [str(p) for p in error.problems]:
+            kopf.warn(body, reason="InvalidSpec", message=str(error))
+            await _patch_status(
+                namespace, name, {"phase": "Failed", "warnings": [str(p) for p in error.problems]}
+            )
+        return 10.0
+    platform = KubernetesPlatform(_api["api"], resource)
+    await platform.ensure_service()
+    executor = Executor(platform, resource.spec.federation, holder_id=f"member-{cluster_id()}")
+    desired = desired_from(resource, scope=frozenset({cluster_id()}))
+    outcome = await executor.reconcile_once(desired)
+    status = build_status(
+        desired,
+        resource.spec.clusters,
+        resource.spec.version,
+        resource.metadata.generation,
+        outcome,
+        previous,
+    )
+    _record_metrics(f"{namespace}/{name}", outcome, status)
+    _post_event(body, outcome, previous)
+    document = status.to_wire()
+    if status.current_step is None:
+        document["currentStep"] = None  # merge patch: remove it
+    if status != previous:
+        await _patch_status(namespace, name, document)
+    if outcome.applied:
+        return 0.2
+    if isinstance(outcome.step, Wait):
+        return min(outcome.step.retry_after, IDLE_INTERVAL)
+    return IDLE_INTERVAL
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, when=_mine, cancellation_timeout=10.0)
+async def reconcile_loop(
+    stopped: kopf.DaemonStopped, namespace: str, name: str, logger: Any, **_: Any
+) -> None:
+    generation = None
+    while not stopped:
+        delay = IDLE_INTERVAL
+        try:
+            body = await _read(namespace, name)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                return
+            generation = body["metadata"].get("generation")
+            delay = await reconcile(body)
+        except Exception as error:
+            logger.exception(f"reconcile failed: {error}")
+        # Wake early when the spec changes: poll the generation cheaply.
+        waited = 0.0
+        while not stopped and waited < delay:
+            await asyncio.sleep(min(0.5, delay - waited))
+            waited += 0.5
+            fresh = await _read(namespace, name)
+            if fresh is None or fresh["metadata"].get("generation") != generation:
+                break
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, when=_mine)
+async def teardown(body: kopf.Body, **_: Any) -> None:
+    """Pods go in reverse order; PVCs follow `storage.onScaleIn`."""
+    resource = load_cluster(dict(body))
+    platform = KubernetesPlatform(_api["api"], resource)
+    members = list(await platform.known_members())
+    for member in reversed(members):
+        await platform.stop(member)
+    if resource.spec.storage.on_scale_in is ScaleInPolicy.DELETE:
+        for member in members:
+            await platform.wipe_data(member)
+    kopf.info(dict(body), reason="Deleted", message=f"stopped {len(members)} member(s)")

@@ -1,0 +1,26 @@
+"""Running an operator process: kopf in standalone mode, watching the whole cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+
+from xlinefed.logs import configure
+
+
+def run_operator(module: str, namespace: str | None) -> None:
+    # gRPC's default c-ares resolver ignores /etc/hosts on some systems; the native one
+    # uses the same resolution as everything else on the node.
+    os.environ.setdefault("GRPC_DNS_RESOLVER", "native")
+    configure()
+    import kopf
+
+    importlib.import_module(module)  # registers the handlers
+    asyncio.run(
+        kopf.operator(
+            standalone=True,
+            clusterwide=namespace is None,
+            namespaces=[namespace] if namespace else [],
+        )
+    )

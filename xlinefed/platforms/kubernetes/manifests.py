@@ -1,0 +1,197 @@
+"""Kubernetes objects of the member tier, as plain dicts. Pure: the adapter applies them.
+
+Per member: a Pod named after the member and a PVC `data-<member>`. Per federation and
+cluster: a headless Service named after the federation that publishes not-ready
+addresses (a joining learner is not Ready yet must be reachable by its peers), and a
+ServiceExport of it so the Multi-Cluster Services API publishes
+`<member>.<cluster>.<federation>.<namespace>.svc.clusterset.local`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from xlinefed.api.engines import profile
+from xlinefed.api.models import XlineCluster
+from xlinefed.launch import LaunchSpec, command
+from xlinefed.planner.steps import StartMode
+from xlinefed.topology import Member
+
+DATA_MOUNT = "/var/lib/xlinefed"
+LABEL_FEDERATION = "xlinefed.io/federation"
+LABEL_CLUSTER = "xlinefed.io/cluster"
+LABEL_MEMBER = "xlinefed.io/member"
+ANNOTATION_REVISION = "xlinefed.io/revision"
+ANNOTATION_VERSION = "xlinefed.io/version"
+ANNOTATION_DNS = "xlinefed.io/dns-names"
+FINALIZER = "xlinefed.io/members"
+
+
+def image_of(resource: XlineCluster) -> str:
+    spec = resource.spec
+    repository = spec.image or profile(spec.engine).default_image
+    tag = spec.version if spec.version.startswith("v") else f"v{spec.version}"
+    return f"{repository}:{tag}"
+
+
+def labels(resource: XlineCluster, member: str | None = None) -> dict[str, str]:
+    result = {
+        LABEL_FEDERATION: resource.spec.federation,
+        LABEL_CLUSTER: resource.spec.cluster_id,
+        "app.kubernetes.io/name": resource.spec.engine.value,
+        "app.kubernetes.io/managed-by": "xlinefed",
+    }
+    if member:
+        result[LABEL_MEMBER] = member
+    return result
+
+
+def owner_reference(resource: XlineCluster) -> dict[str, Any]:
+    return {
+        "apiVersion": resource.api_version,
+        "kind": resource.kind,
+        "name": resource.name,
+        "uid": resource.metadata.uid or "",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def pvc_name(member: str) -> str:
+    return f"data-{member}"
+
+
+def pod(
+    resource: XlineCluster,
+    member: Member,
+    mode: StartMode,
+    initial_cluster: Sequence[tuple[str, str]],
+    revision: str,
+    cluster_token: str,
+) -> dict[str, Any]:
+    spec = resource.spec
+    ports = spec.network.ports
+    launch = LaunchSpec(
+        engine=spec.engine,
+        binary=profile(spec.engine).binary,
+        name=member.name,
+        data_dir=f"{DATA_MOUNT}/data",
+        listen_client_url=f"http://0.0.0.0:{ports.client}",
+        advertise_client_url=member.client_url,
+        listen_peer_url=f"http://0.0.0.0:{ports.peer}",
+        advertise_peer_url=member.peer_url,
+        initial_cluster=initial_cluster,
+        mode=mode,
+        cluster_token=cluster_token,
+        extra_args=spec.engine_args,
+    )
+    argv = command(launch)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": member.name,
+            "namespace": resource.namespace,
+            "labels": labels(resource, member.name),
+            "annotations": {
+                ANNOTATION_REVISION: revision,
+                ANNOTATION_VERSION: spec.version,
+                ANNOTATION_DNS: member.host,
+            },
+            "ownerReferences": [owner_reference(resource)],
+        },
+        "spec": {
+            "hostname": member.name,
+            "subdomain": spec.federation,
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+            "containers": [
+                {
+                    "name": spec.engine.value,
+                    "image": image_of(resource),
+                    "command": argv[:1],
+                    "args": argv[1:],
+                    "ports": [
+                        {"name": "client", "containerPort": ports.client},
+                        {"name": "peer", "containerPort": ports.peer},
+                    ],
+                    # Readiness means "serving", not "caught up": a learner must be reachable.
+                    "readinessProbe": {
+                        "httpGet": {"path": "/health", "port": ports.client},
+                        "periodSeconds": 2,
+                        "failureThreshold": 3,
+                    },
+                    "livenessProbe": {
+                        "tcpSocket": {"port": ports.client},
+                        "initialDelaySeconds": 15,
+                        "periodSeconds": 10,
+                        "failureThreshold": 6,
+                    },
+                    "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}],
+                }
+            ],
+            "volumes": [
+                {"name": "data", "persistentVolumeClaim": {"claimName": pvc_name(member.name)}}
+            ],
+        },
+    }
+
+
+def pvc(resource: XlineCluster, member: str) -> dict[str, Any]:
+    storage = resource.spec.storage
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": storage.size}},
+    }
+    if storage.storage_class_name:
+        spec["storageClassName"] = storage.storage_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": pvc_name(member),
+            "namespace": resource.namespace,
+            "labels": labels(resource, member),
+        },
+        "spec": spec,
+    }
+
+
+def headless_service(resource: XlineCluster) -> dict[str, Any]:
+    ports = resource.spec.network.ports
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": resource.spec.federation,
+            "namespace": resource.namespace,
+            "labels": labels(resource),
+            "ownerReferences": [owner_reference(resource)],
+        },
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {
+                LABEL_FEDERATION: resource.spec.federation,
+                LABEL_CLUSTER: resource.spec.cluster_id,
+            },
+            "ports": [
+                {"name": "client", "port": ports.client},
+                {"name": "peer", "port": ports.peer},
+            ],
+        },
+    }
+
+
+def service_export(resource: XlineCluster) -> dict[str, Any]:
+    return {
+        "apiVersion": "multicluster.x-k8s.io/v1alpha1",
+        "kind": "ServiceExport",
+        "metadata": {
+            "name": resource.spec.federation,
+            "namespace": resource.namespace,
+            "labels": labels(resource),
+            "ownerReferences": [owner_reference(resource)],
+        },
+    }

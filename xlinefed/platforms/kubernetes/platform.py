@@ -1,0 +1,225 @@
+"""Members as Pods and PVCs in one member cluster (kubernetes_asyncio).
+
+Why kubernetes_asyncio: it is the maintained asyncio port of the official client, so the
+operator's gRPC calls and API calls share one event loop with kopf.
+
+The platform sees only its own cluster's pods; members elsewhere are observed through
+the consensus store (their health over gRPC, their template revision as published by
+their own operator).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from xlinefed.api.models import XlineCluster
+from xlinefed.logs import get_logger
+from xlinefed.planner.steps import StartMode
+from xlinefed.platform import MemberRuntime
+from xlinefed.platforms.kubernetes import manifests
+from xlinefed.topology import Member, desired_members, make_member, parse_member_name
+
+log = get_logger(__name__)
+
+ANNOTATION_FORMED = "xlinefed.io/formed"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def cluster_token(resource: XlineCluster) -> str:
+    # Every member cluster must compute the same token without talking to the others.
+    return f"{resource.namespace}-{resource.spec.federation}"
+
+
+class KubernetesPlatform:
+    def __init__(self, api: client.ApiClient, resource: XlineCluster) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.resource = resource
+        self.namespace = resource.namespace
+        self._pods: dict[str, Any] = {}
+        self._pvcs: dict[str, Any] = {}
+
+    # --- identity
+    def _member(self, name: str) -> Member:
+        for member in desired_members(self.resource):
+            if member.name == name:
+                return member
+        place = parse_member_name(self.resource.spec.federation, name)
+        if place is None:
+            raise LookupError(f"{name} is not a member of {self.resource.spec.federation}")
+        return make_member(
+            self.resource.spec.federation, self.namespace, self.resource.spec, place[0], place[1]
+        )
+
+    def client_url(self, member: str) -> str:
+        return self._member(member).client_url
+
+    def peer_url(self, member: str) -> str:
+        return self._member(member).peer_url
+
+    def sees(self, member: str) -> bool:
+        place = parse_member_name(self.resource.spec.federation, member)
+        return place is not None and place[0] == self.resource.spec.cluster_id
+
+    # --- observation
+    def _selector(self) -> str:
+        return (
+            f"{manifests.LABEL_FEDERATION}={self.resource.spec.federation},"
+            f"{manifests.LABEL_CLUSTER}={self.resource.spec.cluster_id}"
+        )
+
+    async def known_members(self) -> Sequence[str]:
+        pods = await self.core.list_namespaced_pod(self.namespace, label_selector=self._selector())
+        pvcs = await self.core.list_namespaced_persistent_volume_claim(
+            self.namespace, label_selector=self._selector()
+        )
+        self._pods = {p.metadata.name: p for p in pods.items}
+        self._pvcs = {
+            p.metadata.labels.get(manifests.LABEL_MEMBER, ""): p
+            for p in pvcs.items
+            if p.metadata.deletion_timestamp is None
+        }
+        return sorted(set(self._pods) | (set(self._pvcs) - {""}))
+
+    async def runtime(self, member: str) -> MemberRuntime:
+        pod = self._pods.get(member)
+        annotations = (pod.metadata.annotations or {}) if pod else {}
+        # A pod the kubelet is starting counts as running: starting it again would be
+        # a no-op, and its health (over gRPC) tells whether it serves yet.
+        running = bool(
+            pod
+            and pod.metadata.deletion_timestamp is None
+            and (pod.status is None or pod.status.phase in (None, "Pending", "Running"))
+        )
+        return MemberRuntime(
+            present=pod is not None,
+            running=running,
+            has_data=member in self._pvcs,
+            revision=annotations.get(manifests.ANNOTATION_REVISION),
+            version=annotations.get(manifests.ANNOTATION_VERSION),
+        )
+
+    async def formed(self) -> bool:
+        return (self.resource.metadata.annotations or {}).get(ANNOTATION_FORMED) == "true"
+
+    async def mark_formed(self) -> None:
+        await self.custom.patch_namespaced_custom_object(
+            "xlinefed.io",
+            "v1alpha1",
+            self.namespace,
+            "xlineclusters",
+            self.resource.name,
+            {"metadata": {"annotations": {ANNOTATION_FORMED: "true"}}},
+            _content_type=MERGE_PATCH,
+        )
+
+    # --- actions
+    async def _ensure_pvc(self, member: str) -> None:
+        try:
+            await self.core.create_namespaced_persistent_volume_claim(
+                self.namespace, manifests.pvc(self.resource, member)
+            )
+        except ApiException as error:
+            if error.status != 409:
+                raise
+
+    async def start(
+        self,
+        member: str,
+        mode: StartMode,
+        initial_cluster: Sequence[tuple[str, str]],
+        revision: str,
+    ) -> None:
+        await self._wait_pod_gone(member, only_if_terminating=True)
+        await self._ensure_pvc(member)
+        body = manifests.pod(
+            self.resource,
+            self._member(member),
+            mode,
+            initial_cluster,
+            revision,
+            cluster_token(self.resource),
+        )
+        try:
+            await self.core.create_namespaced_pod(self.namespace, body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            return
+        log.info("pod created", member=member, mode=mode.value, revision=revision)
+
+    async def _wait_pod_gone(
+        self, member: str, *, only_if_terminating: bool = False, timeout: float = 60.0
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                pod = await self.core.read_namespaced_pod(member, self.namespace)
+            except ApiException as error:
+                if error.status == 404:
+                    return
+                raise
+            if only_if_terminating and pod.metadata.deletion_timestamp is None:
+                return
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"pod {member} did not go away within {timeout:.0f}s")
+
+    async def stop(self, member: str) -> None:
+        try:
+            await self.core.delete_namespaced_pod(member, self.namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        await self._wait_pod_gone(member)
+        log.info("pod deleted", member=member)
+
+    async def delete(self, member: str, delete_data: bool) -> None:
+        await self.stop(member)
+        if delete_data:
+            await self.wipe_data(member)
+
+    async def wipe_data(self, member: str) -> None:
+        name = manifests.pvc_name(member)
+        try:
+            await self.core.delete_namespaced_persistent_volume_claim(name, self.namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            return
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline:
+            try:
+                await self.core.read_namespaced_persistent_volume_claim(name, self.namespace)
+            except ApiException as error:
+                if error.status == 404:
+                    return
+                raise
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"PVC {name} was not deleted within 60s")
+
+    async def ensure_service(self) -> None:
+        """The headless Service, and its ServiceExport where the MCS CRD is installed."""
+        for body, create in (
+            (manifests.headless_service(self.resource), self._create_service),
+            (manifests.service_export(self.resource), self._create_export),
+        ):
+            try:
+                await create(body)
+            except ApiException as error:
+                if error.status not in (404, 409):
+                    raise
+
+    async def _create_service(self, body: dict[str, Any]) -> None:
+        await self.core.create_namespaced_service(self.namespace, body)
+
+    async def _create_export(self, body: dict[str, Any]) -> None:
+        await self.custom.create_namespaced_custom_object(
+            "multicluster.x-k8s.io", "v1alpha1", self.namespace, "serviceexports", body
+        )
