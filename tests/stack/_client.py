@@ -15,6 +15,7 @@ import json
 import ssl
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,42 @@ class KubeClient:
 
     def close(self) -> None:
         self._drop_connection()
+
+    def watch(
+        self, path: str, resource_version: str, *, timeout_seconds: int = 30
+    ) -> Iterator[Obj]:
+        """Watch events of the collection at `path` from `resource_version`.
+
+        Runs on its own connection (a watch keeps it busy) and ends when the server closes
+        the stream after `timeout_seconds`. A 410 Gone arrives as an ERROR event.
+        """
+        query = urllib.parse.urlencode(
+            {
+                "watch": "true",
+                "resourceVersion": resource_version,
+                "timeoutSeconds": timeout_seconds,
+                "allowWatchBookmarks": "true",
+            }
+        )
+        connection = http.client.HTTPSConnection(
+            self._host, self._port, context=self._context, timeout=timeout_seconds + 10
+        )
+        headers = {"Accept": "application/json"}
+        if self.creds.token:
+            headers["Authorization"] = f"Bearer {self.creds.token}"
+        try:
+            connection.request("GET", f"{path}?{query}", headers=headers)
+            response = connection.getresponse()
+            if response.status >= 300:
+                raise ApiError("GET", path, response.status, response.read().decode())
+            while True:
+                line = response.readline()
+                if not line:
+                    return
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            connection.close()
 
     # -- resources ---------------------------------------------------------------------
 

@@ -31,8 +31,9 @@ container as a local process:
 
 Stopping the hostlet (SIGTERM) stops its pods' processes and removes its /etc/hosts
 entries; a SIGKILLed hostlet leaves its pods running, and a new hostlet adopts them from
-their pidfiles. The loop is level-triggered: it lists pods every 0.2 s, which at test
-scale costs little and needs no watch bookkeeping.
+their pidfiles. The loop is level-triggered: watches on pods and claims only wake it up;
+each pass lists pods and claims and acts on the whole picture (and at least every second,
+for heartbeats, retries and deleted pods whose processes have stopped).
 
 Client: tests/stack/_client.py (blocking, stdlib) rather than kubernetes_asyncio,
 because this is process supervision with blocking probes and one thread per pod.
@@ -68,7 +69,8 @@ log = logging.getLogger("hostlet")
 
 DNS_ANNOTATION = "xlinefed.io/dns-names"
 ETCD_BINARY = os.environ.get("XLINEFED_STACK_ETCD", "/usr/bin/etcd")
-SYNC_INTERVAL = 0.2
+RESYNC_INTERVAL = 1.0  # seconds between full syncs when nothing changes
+SYNC_SPACING = 0.05  # minimum pause between syncs, to coalesce bursts of events
 HEARTBEAT_INTERVAL = 10.0
 KUBELET_VERSION = "v1.36.5-hostlet"
 
@@ -223,6 +225,7 @@ class PodWorker(threading.Thread):
         finally:
             self._cleanup()
             self.finished.set()
+            self.hostlet.wake.set()
 
     def _run(self) -> None:
         container = self.container
@@ -792,6 +795,7 @@ class Hostlet:
     workers: dict[str, PodWorker] = field(default_factory=dict)
     ips: dict[str, str] = field(default_factory=dict)
     _ips_lock: threading.Lock = field(default_factory=threading.Lock)
+    wake: threading.Event = field(default_factory=threading.Event)
     _last_heartbeat: float = 0.0
 
     @property
@@ -1061,6 +1065,25 @@ class Hostlet:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    def _watch(self, api_path: str, wake: threading.Event, stop: threading.Event) -> None:
+        """Set `wake` on every change of a collection (list, then watch; re-list on errors)."""
+        while not stop.is_set():
+            try:
+                listing = self.client.request("GET", api_path, params={"limit": 1})
+                version = listing["metadata"]["resourceVersion"]
+                wake.set()
+                for event in self.client.watch(api_path, version, timeout_seconds=30):
+                    if event.get("type") == "ERROR":
+                        break
+                    if event.get("type") == "BOOKMARK":
+                        continue
+                    wake.set()
+                    if stop.is_set():
+                        return
+            except (ApiError, OSError, http.client.HTTPException, ValueError) as error:
+                log.warning("watch %s: %s", api_path, error)
+                stop.wait(1)
+
     def run(self, stop: threading.Event) -> None:
         self.register_node()
         log.info(
@@ -1069,12 +1092,23 @@ class Hostlet:
             self.node_name,
             self.ip_prefix,
         )
+        # Level-triggered: a full sync whenever a pod or claim changed (watches), and at
+        # least every RESYNC_INTERVAL for heartbeats and retries.
+        wake = self.wake
+        for path in ("/api/v1/pods", "/api/v1/persistentvolumeclaims"):
+            threading.Thread(
+                target=self._watch, args=(path, wake, stop), name=f"watch{path}", daemon=True
+            ).start()
         while not stop.is_set():
+            wake.wait(RESYNC_INTERVAL)
+            if stop.is_set():
+                break
+            wake.clear()
             try:
                 self.sync()
             except (ApiError, OSError) as error:
                 log.warning("sync failed: %s", error)
-            stop.wait(SYNC_INTERVAL)
+            stop.wait(SYNC_SPACING)
         self.shutdown()
 
     def shutdown(self) -> None:
