@@ -19,6 +19,7 @@ import itertools
 import os
 import platform as host
 import shlex
+import socket
 import statistics
 import sys
 import tempfile
@@ -122,6 +123,17 @@ async def poll_until(
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}") from last
         await asyncio.sleep(interval)
+
+
+def port_free(port: int, host_ip: str = "127.0.0.1") -> bool:
+    """The bind test LocalPlatform.start makes before it launches a member."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host_ip, port))
+        except OSError:
+            return False
+    return True
 
 
 async def answers_health(endpoint: str, timeout: float = 0.5) -> bool:

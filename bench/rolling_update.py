@@ -41,6 +41,7 @@ from bench._common import (
     in_thread,
     median,
     poll_until,
+    port_free,
     print_header,
     print_table,
     ratio,
@@ -65,36 +66,50 @@ class Row:
     probe: ProbeReport
     restarts: int
     transfers: int
+    port_wait: float
 
 
-async def stop_member(fed: LocalFederation, member: str, how: str) -> None:
+async def stop_member(fed: LocalFederation, member: str, how: str) -> float:
     """`term`: LocalPlatform.stop (SIGTERM, what a kubelet sends); `kill`: SIGKILL (a crash,
-    or a pod killed after its grace period), then wait until the process is gone."""
+    or a pod killed after its grace period), then wait until the process is gone and its
+    ports can be bound again. Returns the seconds spent waiting for the ports."""
     if how == "term":
         await fed.platform.stop(member)
-        return
+        return 0.0
     process = fed.dir.read_process(member)
     if process is None:
-        return
+        return 0.0
     processes.kill(process.record)
 
     async def gone() -> bool:
         return not processes.is_alive(process.record)
 
     await poll_until(gone, timeout=10, what=f"{member} to exit")
+    # A killed member's sockets can linger (FIN_WAIT2) and its ports, allocated from the
+    # ephemeral range, can be taken by an outgoing connection meanwhile; LocalPlatform.start
+    # refuses a busy port, so wait (tcp_fin_timeout is 60 s by default).
+    ports = fed.dir.read_facts().ports[member]
+    waited = asyncio.get_running_loop().time()
+
+    async def free() -> bool:
+        return port_free(ports.client) and port_free(ports.peer)
+
+    await poll_until(free, timeout=90, what=f"{member}'s ports to be free")
+    return asyncio.get_running_loop().time() - waited
 
 
-async def naive_roll(fed: LocalFederation, new: XlineFederation, how: str) -> int:
+async def naive_roll(fed: LocalFederation, new: XlineFederation, how: str) -> tuple[int, float]:
     """StatefulSet order: per cluster, highest ordinal first; no leadership moves."""
     fed.set_spec(new)  # the platform now launches members with the new arguments
     revision = template_revision(new.spec)
     cluster = [(m, fed.platform.peer_url(m)) for m in fed.members()]
     restarts = 0
+    port_wait = 0.0
     for spec in new.spec.clusters:
         for ordinal in reversed(range(spec.replicas)):
             member = f"{fed.name}-{spec.id}-{ordinal}"
             endpoint = fed.platform.client_url(member)
-            await stop_member(fed, member, how)
+            port_wait += await stop_member(fed, member, how)
             await fed.platform.start(member, StartMode.EXISTING, cluster, revision)
             await poll_until(
                 lambda e=endpoint: answers_health(e),  # type: ignore[misc]
@@ -102,7 +117,7 @@ async def naive_roll(fed: LocalFederation, new: XlineFederation, how: str) -> in
                 what=f"{member} to answer health",
             )
             restarts += 1
-    return restarts
+    return restarts, port_wait
 
 
 def check_updated(fed: LocalFederation, new: XlineFederation) -> None:
@@ -119,6 +134,7 @@ async def run_arm(round_no: int, arm: str, settle: float, how: str) -> Row:
     async with LocalFederation(old, holder=f"bench-{arm}") as fed:
         await fed.wait_settled(settle)
         transfers = restarts = 0
+        port_wait = 0.0
         with Probe(fed.endpoints()) as probe:
             await in_thread(probe.wait_acks, 5)
             started = asyncio.get_running_loop().time()
@@ -128,14 +144,14 @@ async def run_arm(round_no: int, arm: str, settle: float, how: str) -> Row:
                 restarts = result.count("RestartMember")
                 transfers = result.count("TransferLeadership")
             else:
-                restarts = await naive_roll(fed, new, how)
+                restarts, port_wait = await naive_roll(fed, new, how)
             seconds = asyncio.get_running_loop().time() - started
             await in_thread(probe.wait_acks, 5)
         report = await probe.report()
         check_updated(fed, new)
     if report.lost:
         raise AssertionError(f"round {round_no} arm {arm}: {report.lost} acknowledged writes lost")
-    return Row(round_no, arm, seconds, report, restarts, transfers)
+    return Row(round_no, arm, seconds, report, restarts, transfers, port_wait)
 
 
 def metrics(row: Row) -> dict[str, float]:
@@ -182,6 +198,7 @@ async def main_async(rounds: int, how: str) -> None:
             "leader chg",
             "restarts",
             "transfers",
+            "port wait s",
             "lost",
         ),
         [
@@ -196,6 +213,7 @@ async def main_async(rounds: int, how: str) -> None:
                 str(r.probe.leader_changes),
                 str(r.restarts),
                 str(r.transfers),
+                f"{r.port_wait:.2f}",
                 str(r.probe.lost),
             )
             for r in rows
