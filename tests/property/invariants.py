@@ -207,7 +207,8 @@ def update_order(d: Desired, o: Observed) -> list[str]:
 
 def invariant_5(d: Desired, o: Observed, step: Step) -> list[str]:
     """Rolling updates: one member at a time, cluster by cluster (the leader's last under
-    LeaderLast), highest ordinal first, ordinals below the partition untouched."""
+    LeaderLast), highest ordinal first with the leader last in its cluster, ordinals below
+    the partition untouched."""
     if not isinstance(step, RestartMember):
         return []
     t = target(o, step)
@@ -224,10 +225,15 @@ def invariant_5(d: Desired, o: Observed, step: Step) -> list[str]:
     ]
     if behind:
         problems.append(f"{step.describe()} while {behind} are not ready")
+    # Highest ordinal first, except that the leader goes last in its cluster.
+    leader_name = o.leader
     higher = [
         m.name
         for m in listed(o)
-        if m.cluster == t.cluster and outdated(d, m) and (m.ordinal or 0) > (t.ordinal or 0)
+        if m.cluster == t.cluster
+        and outdated(d, m)
+        and m.name != leader_name
+        and (t.name == leader_name or (m.ordinal or 0) > (t.ordinal or 0))
     ]
     if higher:
         problems.append(f"{step.describe()} before higher ordinals {higher}")

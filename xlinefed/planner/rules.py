@@ -388,7 +388,12 @@ def _roll(view: _View) -> Step | None:
             continue
         if not view.desired.in_scope(cluster):
             return Wait(f"cluster {cluster} updates first", retry_after=2.0)
-        member = max(in_cluster, key=lambda m: m.ordinal or 0)
+        # Highest ordinal first, but the leader last in its cluster: by its turn another
+        # member is updated and can take over, so leadership moves once, not twice.
+        member = max(
+            in_cluster,
+            key=lambda m: (m.name != view.observed.leader, m.ordinal or 0),
+        )
         if member.name == view.observed.leader and len(voters(view.listed)) > 1:
             return _move_leadership(view, member)
         if (

@@ -1,0 +1,151 @@
+"""The member operator against a real kube-apiserver, with hostlets running real etcd."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.stack._client import KubeClient
+from tests.stack._stack import Stack
+from tests.support.wait import wait_until
+from xlinefed.consensus.client import ConsensusClient
+
+REPO = Path(__file__).resolve().parents[2]
+API = "xlinefed.io/v1alpha1"
+
+
+def install_crds(client: KubeClient) -> None:
+    for path in sorted((REPO / "deploy" / "crds").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                client.apply(doc)
+    for name in ("xlineclusters.xlinefed.io", "xlinefederations.xlinefed.io"):
+        wait_until(
+            lambda name=name: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in client.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+                .get("status", {})
+                .get("conditions", [])
+            ),
+            timeout=30,
+            what=f"CRD {name} established",
+        )
+
+
+class MemberOperator:
+    """`xlinefed member-operator` as a real process, stopped by PID."""
+
+    def __init__(self, stack: Stack, cluster: str, namespace: str, log: Path) -> None:
+        self.stack, self.cluster, self.namespace, self.log = stack, cluster, namespace, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.stack.member_kubeconfig(self.cluster)),
+            "XLINEFED_RECONCILE_INTERVAL": "1",
+        }
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "xlinefed.cli",
+                    "member-operator",
+                    "--cluster-id",
+                    self.cluster,
+                    "--namespace",
+                    self.namespace,
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="module")
+def member1(stack: Stack) -> KubeClient:
+    client = stack.member("member1")
+    install_crds(client)
+    return client
+
+
+@pytest.fixture(scope="module")
+def member_namespace(member1: KubeClient) -> Iterator[str]:
+    name = "xf-member"
+    member1.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+
+
+@pytest.fixture(scope="module")
+def operator(
+    stack: Stack, member_namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MemberOperator]:
+    log = tmp_path_factory.mktemp("operator") / "member1.log"
+    op = MemberOperator(stack, "member1", member_namespace, log)
+    op.start()
+    yield op
+    op.stop()
+
+
+def xline_cluster(name: str, namespace: str, replicas: int, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "XlineCluster",
+        "metadata": {"name": f"{name}-member1", "namespace": namespace},
+        "spec": {
+            "engine": "etcd",
+            "version": "3.4.23",
+            "federation": name,
+            "clusterId": "member1",
+            "replicas": replicas,
+            "clusters": [{"id": "member1", "replicas": replicas}],
+            **spec,
+        },
+    }
+
+
+def member_url(federation: str, namespace: str, member: str) -> str:
+    return f"http://{member}.member1.{federation}.{namespace}.svc.clusterset.local:2379"
+
+
+def consensus_view(endpoints: list[str]) -> tuple[set[str], set[str], set[int], int]:
+    """(voter names, learner names, leader ids seen, highest raft term)."""
+
+    async def read() -> tuple[set[str], set[str], set[int], int]:
+        async with ConsensusClient(endpoints, timeout=3.0) as client:
+            members = await client.member_list()
+            statuses = [await client.status(e) for e in endpoints]
+        return (
+            {m.name for m in members if not m.is_learner},
+            {m.name for m in members if m.is_learner},
+            {s.leader_id for s in statuses},
+            max(s.raft_term for s in statuses),
+        )
+
+    return asyncio.run(read())
