@@ -69,7 +69,9 @@ class SequencedWriter:
             key = f"{self._prefix}{seq:08d}"
             value = f"v{seq}"
             try:
-                await client.put(key, value)
+                # One second per write, retries included: "failed" then means a second of
+                # unavailability, not the client's 30-second default retry budget.
+                await client.put(key, value, deadline=1.0)
                 self.acknowledged[key] = value
                 self._ack_times.append(time.monotonic())
             except Exception:

@@ -22,7 +22,12 @@ from xlinefed.logs import get_logger
 from xlinefed.planner.steps import StartMode
 from xlinefed.platform import MemberRuntime
 from xlinefed.platforms.local import processes
-from xlinefed.platforms.local.state import FederationDir, MemberProcess, Ports
+from xlinefed.platforms.local.state import (
+    FederationDir,
+    MemberProcess,
+    Ports,
+    list_federations,
+)
 
 log = get_logger(__name__)
 
@@ -66,13 +71,28 @@ def _port_free(port: int) -> bool:
     return True
 
 
+#: Member ports come from below Linux's ephemeral range (32768-60999), so that while a
+#: member is down no outgoing connection can take its port.
+PORT_RANGE = range(21000, 32000)
+
+
 def _free_port(taken: set[int]) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
-            port = int(sock.getsockname()[1])
-        if port not in taken and port + 1 not in taken:
+    for port in PORT_RANGE:
+        if port not in taken and _port_free(port):
             return port
+    raise RuntimeError(
+        f"no free port left in {PORT_RANGE.start}-{PORT_RANGE.stop - 1} on {HOST}; "
+        "stop some local federations (`xlinefed local down NAME`)"
+    )
+
+
+def _ports_of_every_federation(root: Path) -> set[int]:
+    """Ports promised to any member of any local federation, running or not."""
+    taken: set[int] = set()
+    for name in list_federations(root):
+        for pair in FederationDir(root, name).read_facts().ports.values():
+            taken.update((pair.client, pair.peer))
+    return taken
 
 
 class LocalPlatform:
@@ -86,6 +106,7 @@ class LocalPlatform:
         ports = facts.ports.get(member)
         if ports is None:
             taken = {p for pair in facts.ports.values() for p in (pair.client, pair.peer)}
+            taken |= _ports_of_every_federation(self.dir.path.parent)
             client = _free_port(taken)
             peer = _free_port(taken | {client})
             ports = Ports(client=client, peer=peer)
