@@ -34,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         members = [m for m in args.members.split(",") if m]
         began = time.monotonic()
-        stack = Stack.start(members, state_dir=args.state_dir)
+        try:
+            stack = Stack.start(members, state_dir=args.state_dir)
+        except StackError as error:
+            print(error, file=sys.stderr)
+            return 1
         print(f"stack up in {time.monotonic() - began:.1f}s", file=sys.stderr)
         _print_env(stack)
         return 0

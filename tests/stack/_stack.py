@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -37,7 +38,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -64,6 +65,26 @@ KARMADA_KCM_CONTROLLERS = (
 
 class StackError(RuntimeError):
     """The stack could not be built, started or reached."""
+
+
+class StackInUse(StackError):
+    """Another live process owns the stack in this state dir."""
+
+
+def claim(state_dir: Path) -> IO[str]:
+    """Lock `state_dir` for this process (an flock on `<state_dir>.lock`, kept open).
+
+    The lock dies with its process, so a crashed owner never blocks a new start, while
+    a live one (another engineer's pytest session) is never torn down by ours.
+    """
+    state_dir.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(state_dir.with_name(state_dir.name + ".lock"), "a+")  # noqa: SIM115
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise StackInUse(f"{state_dir} is in use by another live process") from None
+    return handle
 
 
 def build(*, force: bool = False) -> Path:
@@ -145,6 +166,7 @@ class Stack:
     started_seconds: float = 0.0
     images: list[tuple[str, str]] = field(default_factory=list)
     _hostlets: dict[str, HostletHandle] = field(default_factory=dict)
+    _lock: IO[str] | None = field(default=None, repr=False)
 
     # -- public API ----------------------------------------------------------------------
 
@@ -193,6 +215,9 @@ class Stack:
 
     def stop(self) -> None:
         down(self.state_dir)
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def __enter__(self) -> Stack:
         return self
@@ -221,6 +246,7 @@ class Stack:
         if len(set(members)) != len(members) or KARMADA in members or not members:
             raise ValueError(f"member names must be distinct, non-empty and not {KARMADA!r}")
         state_dir = (state_dir or DEFAULT_STATE).resolve()
+        lock = claim(state_dir)
         bin_dir = bin_dir or build()
         down(state_dir)
         if state_dir.exists():
@@ -246,6 +272,7 @@ class Stack:
         stack = cls(
             state_dir=state_dir, members=members, bin_dir=bin_dir, ports=ports, images=list(images)
         )
+        stack._lock = lock
         try:
             stack._start(timeout)
         except BaseException:

@@ -6,9 +6,10 @@ or by importing the fixtures (`from tests.stack.fixtures import stack  # noqa: F
 - `stack_bin`: builds the binaries (hack/stack/build.sh; cached, a no-op when warm).
 - `stack`: a started stack with the members in `XLINEFED_STACK_MEMBERS` (default
   member1,member2,member3) in the state dir `XLINEFED_STACK_TEST_STATE` (default
-  /tmp/xlinefed-stack-pytest). Leftovers of a crashed earlier run in that dir are stopped
-  by pid first. With `XLINEFED_STACK_REUSE=1` a stack already running there (started
-  with `python -m tests.stack --state-dir ... up`) is attached to and left running.
+  /tmp/xlinefed-stack-pytest; `-2`, `-3`, ... when another live session holds it).
+  Leftovers of a crashed earlier run in that dir are stopped by pid first. With
+  `XLINEFED_STACK_REUSE=1` a stack already running there (started with
+  `python -m tests.stack --state-dir ... up`) is attached to and left running.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.stack._client import KubeClient
-from tests.stack._stack import Stack, StackError, build
+from tests.stack._stack import Stack, StackError, StackInUse, build
 
 MEMBERS = [
     m for m in os.environ.get("XLINEFED_STACK_MEMBERS", "member1,member2,member3").split(",") if m
@@ -44,7 +45,18 @@ def stack(stack_bin: Path) -> Iterator[Stack]:
         else:
             yield attached
             return
-    started = Stack.start(MEMBERS, state_dir=STATE, bin_dir=stack_bin)
+    started = None
+    for index in range(1, 10):
+        # The first state dir no live session owns: leftovers of crashed runs there are
+        # stopped first, and a concurrent session elsewhere on the machine is left alone.
+        state = STATE if index == 1 else STATE.with_name(f"{STATE.name}-{index}")
+        try:
+            started = Stack.start(MEMBERS, state_dir=state, bin_dir=stack_bin)
+            break
+        except StackInUse:
+            continue
+    if started is None:
+        raise StackError(f"every state dir like {STATE} is in use")
     try:
         yield started
     finally:
