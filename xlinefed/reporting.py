@@ -130,6 +130,7 @@ def build_status(
         current_step=step_status,
         lock_holder=snapshot.lock_holder,
         warnings=warnings_for(clusters),
+        formed=observed.formed,
         ready=f"{ready}/{len(desired.members)}",
         clusters=",".join(f"{c.id}={c.replicas}" for c in clusters),
         version=version,

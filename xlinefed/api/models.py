@@ -221,6 +221,8 @@ class ConsensusStatus(Model):
     current_step: StepStatus | None = None
     lock_holder: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    #: The consensus cluster has formed once; static bootstrap starts members only before.
+    formed: bool = False
     #: "ready/total", for the printer column.
     ready: str | None = None
     #: "member1=3,member2=2", for the printer column.

@@ -27,7 +27,6 @@ from xlinefed.topology import Member, desired_members, make_member, parse_member
 
 log = get_logger(__name__)
 
-ANNOTATION_FORMED = "xlinefed.io/formed"
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -107,16 +106,17 @@ class KubernetesPlatform:
         )
 
     async def formed(self) -> bool:
-        return (self.resource.metadata.annotations or {}).get(ANNOTATION_FORMED) == "true"
+        # Kept in status, which Karmada leaves alone when it re-applies the spec.
+        return bool(self.resource.status and self.resource.status.formed)
 
     async def mark_formed(self) -> None:
-        await self.custom.patch_namespaced_custom_object(
+        await self.custom.patch_namespaced_custom_object_status(
             "xlinefed.io",
             "v1alpha1",
             self.namespace,
             "xlineclusters",
             self.resource.name,
-            {"metadata": {"annotations": {ANNOTATION_FORMED: "true"}}},
+            {"status": {"formed": True}},
             _content_type=MERGE_PATCH,
         )
 
