@@ -113,8 +113,10 @@ class Executor:
         known = False
         if probe:
             # Observation must be quick: a short retry budget, then "not known".
+            # Several attempts fit in the budget, so one member that does not answer in
+            # time (partitioned, electing) does not hide the others.
             settings = ClientSettings(
-                rpc_timeout=self.request_timeout, retry_deadline=self.request_timeout
+                rpc_timeout=self.request_timeout / 3, retry_deadline=self.request_timeout
             )
             async with ConsensusClient(self._endpoints(probe), settings=settings) as client:
                 results = await asyncio.gather(
@@ -124,6 +126,12 @@ class Executor:
                 for name, result in zip(probe, results, strict=True):
                     if isinstance(result, EndpointStatus) and not result.errors:
                         statuses[name] = result
+                # Ask members that know a leader first: a partitioned one would hold the
+                # linearizable read below until the deadline and fake "no quorum".
+                answered = [n for n in probe if n in statuses]
+                client.set_endpoints(
+                    self._endpoints(answered + [n for n in probe if n not in statuses])
+                )
                 try:
                     member_list = tuple(await client.member_list(deadline=self.request_timeout))
                     # etcd 3.4 answers a member list from one member's local view; the
@@ -238,9 +246,16 @@ class Executor:
             )
         return outcome
 
+    def _running_endpoints(self, snapshot: Snapshot) -> list[str]:
+        """Running members' URLs, those that answered with a leader first: a member cut off
+        from the quorum would time out the lease grant and stall every locked step."""
+        running = [n for n, r in snapshot.runtimes.items() if r.running]
+        ordered = [n for n in running if n in snapshot.statuses]
+        return self._endpoints(ordered + [n for n in running if n not in snapshot.statuses])
+
     async def _apply_locked(self, desired: Desired, step: Step, snapshot: Snapshot) -> Outcome:
-        voters = [n for n, r in snapshot.runtimes.items() if r.running]
-        async with ConsensusClient(self._endpoints(voters), timeout=self.request_timeout) as client:
+        endpoints = self._running_endpoints(snapshot)
+        async with ConsensusClient(endpoints, timeout=self.request_timeout) as client:
             lock = MembershipLock(client, self.holder_id, ttl=self._lock_ttl)
             waited_from = self.clock()
             token = await lock.acquire(timeout=self.lock_timeout)
@@ -333,8 +348,7 @@ class Executor:
                 raise AssertionError(f"not an actionable step: {step}")
 
     def _client(self, snapshot: Snapshot) -> ConsensusClient:
-        running = [n for n, r in snapshot.runtimes.items() if r.running]
-        return ConsensusClient(self._endpoints(running), timeout=self.request_timeout)
+        return ConsensusClient(self._running_endpoints(snapshot), timeout=self.request_timeout)
 
     @staticmethod
     def _member_id(snapshot: Snapshot, name: str) -> int:
