@@ -136,7 +136,13 @@ class ChaosFederation:
         return f"http://127.0.0.1:{self.dir.read_facts().ports[member].client}"
 
     def voter_endpoints(self) -> list[str]:
-        return [self.endpoint(n) for n in sorted(self.desired_names())]
+        """Client URLs of the desired members that have ports already."""
+        ports = self.dir.read_facts().ports
+        return [
+            f"http://127.0.0.1:{ports[n].client}"
+            for n in sorted(self.desired_names())
+            if n in ports
+        ]
 
     def running_members(self) -> list[str]:
         names = []
@@ -157,6 +163,18 @@ class ChaosFederation:
             voters = {m.name for m in members if not m.is_learner}
             learners = {m.name for m in members if m.is_learner}
             return voters, learners, leaders
+
+        return asyncio.run(read())
+
+    def membership(self) -> tuple[set[str], set[str]]:
+        """(voter names, learner names) from the member list alone."""
+
+        async def read() -> tuple[set[str], set[str]]:
+            async with ConsensusClient(self.client_endpoints(), timeout=2.0) as client:
+                members = await client.member_list(deadline=5.0)
+            return {m.name for m in members if not m.is_learner}, {
+                m.name or f"id-{m.id:x}" for m in members if m.is_learner
+            }
 
         return asyncio.run(read())
 

@@ -1,0 +1,166 @@
+"""Partitioning whole member clusters of a local federation on loopback.
+
+Every member listens on 127.0.0.1, so addresses cannot tell clusters apart; ports and the
+sending process can. The test puts each member in a cgroup (v2) of its cluster: it points
+`XLINEFED_BIN_DIR` at a wrapper `etcd-<version>` that moves itself into
+`<cgroup2>/xlfchaos-<pid>/<cluster>` and execs the real etcd, so every socket the member
+creates belongs to that cgroup (restarts by the controller included). A partition is one
+nftables table of our own, on the output hook, matching only loopback traffic to
+127.0.0.1 on this federation's member ports:
+
+- a packet from a socket of cluster P to a port of a member outside P (or from outside P
+  to a port of P) marks its connection with our conntrack mark and is dropped;
+- every later packet of a marked connection, in either direction, is dropped too, so
+  connections established before the partition die as well.
+
+Nothing else is touched: the test's own clients and the controller are in no such cgroup
+and keep reaching every member (the controller stands for a control plane that can still
+see both sides). Healing deletes the table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.chaos._federation import ChaosFederation
+
+CGROUP_BASE = Path("/sys/fs/cgroup")
+MARK = "0x7a110c05"
+
+
+def ensure_nft() -> str:
+    """The nft binary; installed from Debian's packages when missing (we are root)."""
+    found = shutil.which("nft")
+    if found:
+        return found
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "nftables"]
+    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=True)
+        subprocess.run(install, env=env, capture_output=True, check=True)
+    found = shutil.which("nft")
+    assert found, "apt-get install nftables did not provide `nft`"
+    return found
+
+
+def cgroup2_mount() -> Path:
+    for line in Path("/proc/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == "cgroup2":
+            return Path(fields[1])
+    raise AssertionError(
+        "no cgroup2 hierarchy is mounted; the partition tests need one to tell the "
+        "clusters' sockets apart (mount -t cgroup2 none /sys/fs/cgroup/unified)"
+    )
+
+
+class Partitioner:
+    def __init__(self, federation_name: str, bin_dir: Path) -> None:
+        self.nft = ensure_nft()
+        self.federation_name = federation_name
+        self.mount = cgroup2_mount()
+        self.cgroup = self.mount / f"xlfchaos-{os.getpid()}"
+        self.table = f"xlfchaos_{os.getpid()}"
+        self.bin_dir = bin_dir
+        self.active = False
+
+    # --- setup
+    def install_wrapper(self, version: str) -> dict[str, str]:
+        """Write the etcd wrapper; returns the environment the CLI must run with."""
+        real = shutil.which("etcd")
+        assert real, "etcd is not on PATH (apt-get install etcd-server)"
+        self.cgroup.mkdir(exist_ok=True)
+        self.bin_dir.mkdir(parents=True, exist_ok=True)
+        wrapper = self.bin_dir / f"etcd-{version}"
+        wrapper.write_text(
+            "#!/bin/sh\n"
+            "# chaos tests: run this member in its cluster's cgroup, then become etcd\n"
+            'for arg in "$@"; do case "$arg" in --name=*) name="${arg#--name=}";; esac; done\n'
+            f'rest="${{name#{self.federation_name}-}}"; cluster="${{rest%-*}}"\n'
+            f'mkdir -p "{self.cgroup}/$cluster"\n'
+            f'echo $$ > "{self.cgroup}/$cluster/cgroup.procs"\n'
+            f'exec {real} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+        return {"XLINEFED_BIN_DIR": str(self.bin_dir)}
+
+    def _nft_path(self, cluster: str) -> tuple[str, int]:
+        """(path as nft wants it: relative to /sys/fs/cgroup, level in the hierarchy)."""
+        path = self.cgroup / cluster
+        path.mkdir(exist_ok=True)
+        level = len(path.relative_to(self.mount).parts)
+        return str(path.relative_to(CGROUP_BASE)), level
+
+    # --- the partition
+    def rules(self, federation: ChaosFederation, isolated: str) -> str:
+        facts = federation.dir.read_facts()
+        clusters = sorted(federation.desired())
+        prefix = f"{federation.name}-"
+
+        def ports(cluster: str) -> list[int]:
+            return sorted(
+                port
+                for member, pair in facts.ports.items()
+                if member.startswith(f"{prefix}{cluster}-")
+                for port in (pair.client, pair.peer)
+            )
+
+        def rule(sender: str, to: list[int]) -> str:
+            path, level = self._nft_path(sender)
+            targets = ", ".join(map(str, to))
+            return (
+                f'    oif "lo" ip daddr 127.0.0.1 socket cgroupv2 level {level} "{path}" '
+                f"tcp dport {{ {targets} }} ct mark set {MARK} drop\n"
+            )
+
+        inside = ports(isolated)
+        outside = sorted(p for c in clusters if c != isolated for p in ports(c))
+        assert inside and outside, (isolated, clusters)
+        body = rule(isolated, outside)
+        body += "".join(rule(c, inside) for c in clusters if c != isolated)
+        return (
+            f"table inet {self.table} {{\n"
+            "  chain out {\n"
+            "    type filter hook output priority 0; policy accept;\n"
+            f'    oif "lo" ct mark {MARK} drop\n'
+            f"{body}"
+            "  }\n"
+            "}\n"
+        )
+
+    @contextlib.contextmanager
+    def isolate(self, federation: ChaosFederation, cluster: str) -> Iterator[None]:
+        ruleset = self.rules(federation, cluster)
+        subprocess.run([self.nft, "-f", "-"], input=ruleset, text=True, check=True)
+        self.active = True
+        try:
+            yield
+        finally:
+            self.heal()
+
+    def heal(self) -> None:
+        if self.active:
+            subprocess.run([self.nft, "delete", "table", "inet", self.table], check=False)
+            self.active = False
+
+    def cleanup(self) -> list[str]:
+        """Remove the table and our cgroups (after the members are stopped)."""
+        self.heal()
+        problems = []
+        if self.cgroup.exists():
+            for child in sorted(self.cgroup.iterdir()):
+                if child.is_dir():
+                    try:
+                        child.rmdir()
+                    except OSError as error:
+                        problems.append(f"{child}: {error}")
+            try:
+                self.cgroup.rmdir()
+            except OSError as error:
+                problems.append(f"{self.cgroup}: {error}")
+        return problems
