@@ -333,6 +333,24 @@ def member_operator(
     run_operator("xlinefed.operators.member", namespace)
 
 
+@app.command("federation-operator")
+def federation_operator(
+    namespace: Annotated[
+        str | None, typer.Option(help="Watch one namespace only [default: all].")
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(envvar="KUBECONFIG", help="The Karmada API server [default: in-cluster]."),
+    ] = None,
+) -> None:
+    """Run the federation operator on the Karmada API server."""
+    from xlinefed.operators.run import run_operator
+
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = str(kubeconfig)
+    run_operator("xlinefed.operators.federation", namespace)
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     app()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from xlinefed.api.conditions import condition
 from xlinefed.api.models import (
-    Condition,
     ConditionType,
     ConsensusStatus,
     MemberClusterSpec,
@@ -65,6 +65,7 @@ def build_status(
     generation: int | None,
     outcome: Outcome,
     previous: ConsensusStatus | None = None,
+    observed_spec: str | None = None,
 ) -> ConsensusStatus:
     snapshot = outcome.snapshot
     observed = snapshot.observed
@@ -98,27 +99,31 @@ def build_status(
         step_status = StepStatus(kind=step.kind, member=step.member, reason=reason)
     serving = observed.member_list_known and observed.leader is not None
     degraded = [m.name for m in members if not m.healthy]
+    now = _now()
     conditions = [
-        _condition(
+        condition(
             previous,
             ConditionType.AVAILABLE,
             serving,
             "QuorumServing" if serving else "NoQuorum",
             f"leader {observed.leader}" if serving else "no leader answers",
+            now,
         ),
-        _condition(
+        condition(
             previous,
             ConditionType.PROGRESSING,
             not isinstance(step, Done),
             step.kind,
             step_status.reason if step_status else "spec reached",
+            now,
         ),
-        _condition(
+        condition(
             previous,
             ConditionType.DEGRADED,
             bool(degraded),
             "MembersUnhealthy" if degraded else "AllHealthy",
             ", ".join(degraded) if degraded else "every member answers",
+            now,
         ),
     ]
     return ConsensusStatus(
@@ -131,22 +136,8 @@ def build_status(
         lock_holder=snapshot.lock_holder,
         warnings=warnings_for(clusters),
         formed=observed.formed,
+        observed_spec=observed_spec,
         ready=f"{ready}/{len(desired.members)}",
         clusters=",".join(f"{c.id}={c.replicas}" for c in clusters),
         version=version,
-    )
-
-
-def _condition(
-    previous: ConsensusStatus | None,
-    kind: ConditionType,
-    value: bool,
-    reason: str,
-    message: str,
-) -> Condition:
-    status = "True" if value else "False"
-    before = next((c for c in (previous.conditions if previous else []) if c.type == kind), None)
-    since = before.last_transition_time if before and before.status == status else _now()
-    return Condition(
-        type=kind, status=status, reason=reason, message=message, last_transition_time=since
     )

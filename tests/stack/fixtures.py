@@ -5,7 +5,8 @@ or by importing the fixtures (`from tests.stack.fixtures import stack  # noqa: F
 
 - `stack_bin`: builds the binaries (hack/stack/build.sh; cached, a no-op when warm).
 - `stack`: a started stack with the members in `XLINEFED_STACK_MEMBERS` (default
-  member1,member2,member3) in the state dir `XLINEFED_STACK_TEST_STATE` (default
+  member1..member4: the federation tests add a fourth cluster) in the state dir
+  `XLINEFED_STACK_TEST_STATE` (default
   /tmp/xlinefed-stack-pytest; `-2`, `-3`, ... when another live session holds it).
   Leftovers of a crashed earlier run in that dir are stopped by pid first. With
   `XLINEFED_STACK_REUSE=1` a stack already running there (started with
@@ -25,7 +26,9 @@ from tests.stack._client import KubeClient
 from tests.stack._stack import Stack, StackError, StackInUse, build
 
 MEMBERS = [
-    m for m in os.environ.get("XLINEFED_STACK_MEMBERS", "member1,member2,member3").split(",") if m
+    m
+    for m in os.environ.get("XLINEFED_STACK_MEMBERS", "member1,member2,member3,member4").split(",")
+    if m
 ]
 STATE = Path(os.environ.get("XLINEFED_STACK_TEST_STATE", "/tmp/xlinefed-stack-pytest"))
 

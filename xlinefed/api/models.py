@@ -7,6 +7,8 @@ carry them too; rules across fields live in `validation.py`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -223,6 +225,9 @@ class ConsensusStatus(Model):
     warnings: list[str] = Field(default_factory=list)
     #: The consensus cluster has formed once; static bootstrap starts members only before.
     formed: bool = False
+    #: Hash of the spec this status describes (`spec_hash`), so that a copy of the spec
+    #: elsewhere (the federation tier) can tell whether it has been reached.
+    observed_spec: str | None = None
     #: "ready/total", for the printer column.
     ready: str | None = None
     #: "member1=3,member2=2", for the printer column.
@@ -271,3 +276,9 @@ class XlineCluster(_Resource):
         if problems := cluster_problems(self.namespace, self.spec):
             raise SpecError(problems)
         return self
+
+
+def spec_hash(spec: ConsensusTemplate) -> str:
+    """A short, stable hash of a spec, as both tiers parse it."""
+    payload = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]

@@ -17,7 +17,14 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from xlinefed.api.loading import load_cluster
-from xlinefed.api.models import GROUP, VERSION, ConsensusStatus, ScaleInPolicy, XlineCluster
+from xlinefed.api.models import (
+    GROUP,
+    VERSION,
+    ConsensusStatus,
+    ScaleInPolicy,
+    XlineCluster,
+    spec_hash,
+)
 from xlinefed.api.validation import SpecError
 from xlinefed.executor import Executor, Outcome
 from xlinefed.logs import get_logger
@@ -141,6 +148,7 @@ async def reconcile(body: dict[str, Any]) -> float:
         resource.metadata.generation,
         outcome,
         previous,
+        observed_spec=spec_hash(resource.spec),
     )
     _record_metrics(f"{namespace}/{name}", outcome, status)
     _post_event(body, outcome, previous)

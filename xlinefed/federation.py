@@ -1,0 +1,224 @@
+"""The federation tier's decisions, pure: which XlineClusters should exist on Karmada,
+which may go, and what the federation's status is.
+
+Cross-cluster sequencing needs no orders from here: every member operator plans over the
+whole topology and reads the others' progress from the store itself (health over gRPC,
+templates from the revisions each publishes, the membership lock). What this tier adds is
+placement and the safe removal of a cluster: a cluster dropped from the spec stays in
+every topology with zero replicas until its members have left the consensus, and only
+then is its XlineCluster deleted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from xlinefed.api.conditions import condition
+from xlinefed.api.models import (
+    ConditionType,
+    ConsensusStatus,
+    MemberClusterSpec,
+    MemberStatus,
+    Phase,
+    StepStatus,
+    XlineCluster,
+    XlineFederation,
+    spec_hash,
+)
+from xlinefed.api.validation import warnings_for
+from xlinefed.topology import split
+
+LABEL_FEDERATION = "xlinefed.io/federation"
+LABEL_CLUSTER = "xlinefed.io/cluster"
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """One XlineCluster as the federation operator found it on Karmada."""
+
+    cluster_id: str
+    status: ConsensusStatus | None
+
+
+@dataclass(frozen=True)
+class FederationPlan:
+    #: Every XlineCluster that should exist, with its spec (draining ones included).
+    clusters: dict[str, XlineCluster]
+    #: Cluster ids whose XlineCluster (and policy) can be deleted: drained.
+    delete: tuple[str, ...]
+    #: Ids of clusters being drained before deletion.
+    draining: tuple[str, ...]
+    status: ConsensusStatus
+
+
+def _members_of(status: ConsensusStatus | None, cluster: str) -> list[MemberStatus]:
+    return [m for m in (status.members if status else []) if m.cluster == cluster]
+
+
+def drained(view: ClusterView, expected: XlineCluster) -> bool:
+    """The cluster has reached zero replicas and none of its members is in the member list,
+    in its own report of the spec that asked for that."""
+    status = view.status
+    return (
+        status is not None
+        and status.observed_spec == spec_hash(expected.spec)
+        and not any(m.role is not None for m in _members_of(status, view.cluster_id))
+    )
+
+
+def _split_with(federation: XlineFederation, leaving: list[str]) -> dict[str, XlineCluster]:
+    """The split, with clusters on their way out kept at zero replicas in every topology."""
+    topology = [
+        *federation.spec.clusters,
+        *(MemberClusterSpec(id=c, replicas=0) for c in leaving),
+    ]
+    widened = federation.model_copy(
+        update={"spec": federation.spec.model_copy(update={"clusters": topology})}
+    )
+    return split(widened)
+
+
+def plan_federation(
+    federation: XlineFederation,
+    existing: Mapping[str, ClusterView],
+    now: str,
+    previous: ConsensusStatus | None = None,
+) -> FederationPlan:
+    listed = {c.id for c in federation.spec.clusters}
+    leaving = sorted(set(existing) - listed)
+    wanted = _split_with(federation, leaving)
+    gone = tuple(c for c in leaving if drained(existing[c], wanted[c]))
+    if gone:
+        # Deleted clusters leave the others' topology too.
+        leaving = [c for c in leaving if c not in gone]
+        wanted = _split_with(federation, leaving)
+    status = aggregate_status(federation, wanted, existing, tuple(leaving), now, previous)
+    return FederationPlan(wanted, gone, tuple(leaving), status)
+
+
+def aggregate_status(
+    federation: XlineFederation,
+    wanted: Mapping[str, XlineCluster],
+    existing: Mapping[str, ClusterView],
+    draining: tuple[str, ...],
+    now: str,
+    previous: ConsensusStatus | None,
+) -> ConsensusStatus:
+    statuses = {c: existing[c].status if c in existing else None for c in wanted}
+    reached = {
+        c: s is not None and s.observed_spec == spec_hash(wanted[c].spec)
+        for c, s in statuses.items()
+    }
+    # Each cluster reports its own members best: it sees their pods.
+    members: list[MemberStatus] = []
+    for cluster, status in statuses.items():
+        own = _members_of(status, cluster)
+        if not own:
+            own = next(
+                (_members_of(s, cluster) for s in statuses.values() if _members_of(s, cluster)),
+                [],
+            )
+        members.extend(own)
+    leaders = Counter(s.leader for s in statuses.values() if s is not None and s.leader)
+    leader = leaders.most_common(1)[0][0] if leaders else None
+    members = [m.model_copy(update={"leader": m.name == leader}) for m in members]
+    total = sum(c.replicas for c in federation.spec.clusters)
+    ready = sum(1 for m in members if m.healthy and m.role is not None)
+    phases = [s.phase for s in statuses.values() if s is not None]
+    converged = (
+        all(reached.values())
+        and not draining
+        and all(p is Phase.AVAILABLE for p in phases)
+        and ready == total
+    )
+    if federation.spec.paused:
+        phase = Phase.PAUSED
+    elif converged:
+        phase = Phase.AVAILABLE
+    elif draining:
+        phase = Phase.SCALING
+    else:
+        order = (
+            Phase.FAILED,
+            Phase.DEGRADED,
+            Phase.BOOTSTRAPPING,
+            Phase.UPDATING,
+            Phase.SCALING,
+            Phase.HEALING,
+            Phase.PENDING,
+        )
+        phase = next((p for p in order if p in phases), Phase.PENDING)
+    step = next(
+        (
+            StepStatus(
+                kind=s.current_step.kind,
+                member=s.current_step.member,
+                reason=f"{cluster}: {s.current_step.reason}",
+            )
+            for cluster, s in statuses.items()
+            if s is not None and s.current_step is not None
+        ),
+        None,
+    )
+    if step is None and not converged:
+        waiting = [c for c, ok in reached.items() if not ok]
+        reason = (
+            f"draining {', '.join(draining)} before removing it"
+            if draining
+            else f"waiting for {', '.join(waiting)} to report the new spec"
+            if waiting
+            else "waiting for every member to be healthy"
+        )
+        step = StepStatus(kind="Wait", reason=reason)
+    warnings = warnings_for(federation.spec.clusters)
+    for cluster, status in statuses.items():
+        warnings.extend(
+            f"{cluster}: {w}"
+            for w in (status.warnings if status else [])
+            if w not in warnings_for(federation.spec.clusters)
+        )
+    serving = leader is not None and ready > total // 2
+    holder = next((s.lock_holder for s in statuses.values() if s and s.lock_holder), None)
+    return ConsensusStatus(
+        phase=phase,
+        observed_generation=federation.metadata.generation
+        if converged
+        else (previous.observed_generation if previous else None),
+        conditions=[
+            condition(
+                previous,
+                ConditionType.AVAILABLE,
+                serving,
+                "QuorumServing" if serving else "NoQuorum",
+                f"leader {leader}" if leader else "no leader reported",
+                now,
+            ),
+            condition(
+                previous,
+                ConditionType.PROGRESSING,
+                not converged,
+                step.kind if step else "Done",
+                step.reason if step else "spec reached",
+                now,
+            ),
+            condition(
+                previous,
+                ConditionType.DEGRADED,
+                ready < total,
+                "MembersUnhealthy" if ready < total else "AllHealthy",
+                f"{ready} of {total} members ready",
+                now,
+            ),
+        ],
+        members=members,
+        leader=leader,
+        current_step=step,
+        lock_holder=holder,
+        warnings=warnings,
+        formed=any(s.formed for s in statuses.values() if s is not None),
+        ready=f"{ready}/{total}",
+        clusters=",".join(f"{c.id}={c.replicas}" for c in federation.spec.clusters),
+        version=federation.spec.version,
+    )
