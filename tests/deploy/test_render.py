@@ -1,0 +1,213 @@
+"""The install manifests: committed YAML up to date, least privilege, the right wiring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xlinefed import render
+from xlinefed.api import crds
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+
+
+def _by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (found,) = _by_kind(docs, kind)
+    return found
+
+
+def test_committed_files_match_render() -> None:
+    files = render.rendered_files()
+    assert {
+        "member/operator.yaml",
+        "federation/karmada.yaml",
+        "federation/operator.yaml",
+        "charts/xlinefed-federation/files/interpreter.yaml",
+    } <= set(files)
+    for name, text in files.items():
+        assert (DEPLOY / name).read_text() == text, (
+            f"deploy/{name} is stale; run: python -m xlinefed.render --write deploy"
+        )
+
+
+def test_check_mode_detects_drift(tmp_path: Path) -> None:
+    assert render.main(["--write", str(tmp_path)]) == 0
+    assert render.main(["--check", str(tmp_path)]) == 0
+    target = tmp_path / "member" / "operator.yaml"
+    target.write_text(target.read_text().replace("replicas: 1", "replicas: 2"))
+    assert render.main(["--check", str(tmp_path)]) == 1
+
+
+def test_yaml_round_trips() -> None:
+    docs = render.member_manifests("member1") + render.federation_manifests()
+    assert list(yaml.safe_load_all(render.to_yaml(docs))) == docs
+    member = list(yaml.safe_load_all((DEPLOY / "member" / "operator.yaml").read_text()))
+    assert member == render.member_manifests(None)
+
+
+def test_the_crds_are_the_generated_ones() -> None:
+    generated = crds.all_crds()
+    member = render.member_manifests("m")
+    assert _by_kind(member, "CustomResourceDefinition") == [generated["XlineCluster"]]
+    karmada = render.federation_karmada_manifests()
+    assert _by_kind(karmada, "CustomResourceDefinition") == [
+        generated["XlineFederation"],
+        generated["XlineCluster"],
+    ]
+
+
+def test_member_tier_names_its_cluster_through_a_configmap() -> None:
+    docs = render.member_manifests("member7", namespace="ops", image="reg/x:1")
+    assert _one(docs, "ConfigMap")["data"] == {"clusterId": "member7"}
+    assert not _by_kind(render.member_manifests(None), "ConfigMap")
+    deployment = _one(docs, "Deployment")
+    assert deployment["metadata"]["namespace"] == "ops"
+    assert deployment["spec"]["replicas"] == 1
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "reg/x:1"
+    assert container["args"][:2] == ["member-operator", "--cluster-id=$(XLINEFED_CLUSTER_ID)"]
+    env = {e["name"]: e for e in container["env"]}
+    assert (
+        env["XLINEFED_CLUSTER_ID"]["valueFrom"]["configMapKeyRef"]["name"]
+        == (_one(docs, "ConfigMap")["metadata"]["name"])
+    )
+    assert "--metrics-port=8080" in container["args"]
+    assert container["ports"][0]["containerPort"] == 8080
+    assert "8080/metrics" in " ".join(container["readinessProbe"]["exec"]["command"])
+    service = _one(docs, "Service")
+    assert service["spec"]["selector"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert service["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
+    # Everything namespaced lands in the operator's namespace; the binding names its SA.
+    for doc in docs:
+        if doc["kind"] in ("ServiceAccount", "ConfigMap", "Deployment", "Service"):
+            assert doc["metadata"]["namespace"] == "ops", doc["kind"]
+    binding = _one(docs, "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": render.MEMBER_OPERATOR, "namespace": "ops"}
+    ]
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == render.MEMBER_OPERATOR
+
+
+def _grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_rbac_is_least_privilege() -> None:
+    for rules in (render.member_rules(), render.federation_rules()):
+        grants = _grants(rules)
+        assert not {g for g in grants if "*" in g}, "no wildcards"
+        assert not {g for g in grants if g[1] in ("secrets", "configmaps", "nodes")}
+        assert not {g for g in grants if g[1].startswith("clusterkopfpeerings")}
+        assert not {g for g in grants if g[2] in ("escalate", "bind", "impersonate")}
+        assert all("resourceNames" not in r for r in rules)
+    member = _grants(render.member_rules())
+    # Exactly what the member operator's code calls.
+    assert ("xlinefed.io", "xlineclusters", "patch") in member
+    assert ("xlinefed.io", "xlineclusters", "create") not in member
+    assert ("xlinefed.io", "xlineclusters", "delete") not in member
+    assert ("xlinefed.io", "xlineclusters/status", "patch") in member
+    assert {v for g, r, v in member if r == "persistentvolumeclaims"} == {
+        "create",
+        "delete",
+        "get",
+        "list",
+    }
+    assert {v for g, r, v in member if r == "services"} == {"create"}
+    assert ("multicluster.x-k8s.io", "serviceexports", "create") in member
+    federation = _grants(render.federation_rules())
+    assert not {g for g in federation if g[1] in ("pods", "persistentvolumeclaims")}
+    assert ("xlinefed.io", "xlinefederations", "delete") not in federation
+    assert ("policy.karmada.io", "propagationpolicies", "delete") in federation
+    assert ("config.karmada.io", "resourceinterpretercustomizations", "create") in federation
+
+
+def test_federation_parts_go_to_two_api_servers() -> None:
+    karmada = render.federation_karmada_manifests("fed")
+    assert not _by_kind(karmada, "Deployment")
+    assert {d["kind"] for d in karmada} >= {
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Secret",
+        "ResourceInterpreterCustomization",
+        "ClusterPropagationPolicy",
+    }
+    token = _one(karmada, "Secret")
+    assert token["type"] == "kubernetes.io/service-account-token"
+    assert token["metadata"]["annotations"] == {
+        "kubernetes.io/service-account.name": render.FEDERATION_OPERATOR
+    }
+    operator = render.federation_operator_manifests("fed", "img:2", kubeconfig_secret="kc")
+    assert [d["kind"] for d in operator] == ["Namespace", "Deployment"]
+    pod = _one(operator, "Deployment")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    assert container["args"][0] == "federation-operator"
+    assert container["image"] == "img:2"
+    assert {"name": "karmada", "secret": {"secretName": "kc"}} in pod["volumes"]
+    kubeconfig = next(e["value"] for e in container["env"] if e["name"] == "KUBECONFIG")
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "karmada")
+    assert kubeconfig == f"{mount['mountPath']}/kubeconfig"
+    both = render.federation_manifests("fed", "img:2", "kc")
+    assert [d["kind"] for d in both].count("Namespace") == 1
+    assert _one(both, "Deployment") == _one(operator, "Deployment")
+
+
+def test_interpreter_and_crd_propagation() -> None:
+    karmada = render.federation_karmada_manifests()
+    ric = _one(karmada, "ResourceInterpreterCustomization")
+    assert ric["spec"]["target"] == {"apiVersion": "xlinefed.io/v1alpha1", "kind": "XlineCluster"}
+    customizations = ric["spec"]["customizations"]
+    functions = {
+        "retention": "function Retain(desiredObj, observedObj)",
+        "statusReflection": "function ReflectStatus(observedObj)",
+        "statusAggregation": "function AggregateStatus(desiredObj, statusItems)",
+        "healthInterpretation": "function InterpretHealth(observedObj)",
+    }
+    assert set(customizations) == set(functions)
+    for key, signature in functions.items():
+        assert customizations[key]["luaScript"].startswith(signature), key
+    assert "'Available'" in customizations["healthInterpretation"]["luaScript"]
+    policy = _one(karmada, "ClusterPropagationPolicy")
+    assert policy["spec"]["resourceSelectors"] == [
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "name": "xlineclusters.xlinefed.io",
+        }
+    ]
+    assert policy["spec"]["preserveResourcesOnDeletion"] is True
+    assert policy["spec"]["conflictResolution"] == "Overwrite"
+
+
+def test_dockerfile_builds_the_operator_image() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    lines = [line.strip() for line in text.splitlines()]
+    assert "FROM python:3.11-slim" in lines
+    assert 'ENTRYPOINT ["xlinefed"]' in lines
+    assert any(line.startswith("RUN pip install '.[operators]'") for line in lines)
+    # Everything it copies exists (the build context is the repository root), and the
+    # user is the numeric one the pods' securityContext runs as.
+    for line in lines:
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), source
+    assert "USER 65532:65532" in lines
+    pod = _one(render.member_manifests("m"), "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 65532
