@@ -125,9 +125,10 @@ def test_controller_killed_at_step_boundaries(
             )
             if cli.poll() is not None:
                 break  # reached already
-            pids.add(federation.kill_controller())
+            # The CLI first: its wait loop would start a new controller at once.
             cli.kill()
             cli.wait(timeout=10)
+            pids.add(federation.kill_controller())
             run.fault("controller-kill-boundary")
             kills += 1
             assert federation.controller_record() is None, "the controller outlived kill -9"
@@ -147,12 +148,23 @@ def test_controller_killed_in_the_middle_of_a_step(
     """Kill -9 the controller while a locked step is recorded as "intent" beside the
     membership lock (between the intent and "done": the step is half done), then rerun the
     CLI. The next controller waits out the dead holder's lease, re-plans from what it
-    observes and finishes."""
-    ensure_shape(federation, {**BASE, "a": 3})
-    command = ["local", "scale", federation.name, "a=1", "b=3"]
+    observes and finishes.
+
+    To widen the window, a follower is killed first: the controller restarts it, and etcd
+    then refuses member adds for ~5 s ("unhealthy cluster"), which the add step retries
+    while its intent stays recorded."""
+    ensure_shape(federation, BASE)
+    grow = rng.choice(sorted(BASE))
+    command = ["local", "scale", federation.name, f"{grow}=3"]
     mid_step_kills = 0
     with observed_run(federation, "controller kill mid-step", rng.randrange(2**31)) as run:
-        for _ in range(2):
+        for _ in range(3):
+            if mid_step_kills:
+                break
+            leader = federation.leader()
+            followers = [m for m in federation.running_members() if m != leader]
+            federation.kill_member(rng.choice(followers))
+            run.fault("member-kill")
             cli = federation.cli_background(*command)
 
             def intent_recorded(cli: subprocess.Popen[str] = cli) -> bool:
@@ -172,7 +184,7 @@ def test_controller_killed_in_the_middle_of_a_step(
             wait_until(intent_recorded, timeout=120, what="a step recorded as intent")
             if cli.poll() is not None:
                 break
-            federation.kill_controller()
+            federation.kill_controller()  # first: the step window is short
             cli.kill()
             cli.wait(timeout=10)
             record = federation.step_record()
@@ -187,6 +199,6 @@ def test_controller_killed_in_the_middle_of_a_step(
         federation.finish(federation.cli_background(*command))
         federation.wait_converged(since)
     assert mid_step_kills >= 1, "no kill landed between a step's intent and its end"
-    assert federation.desired() == {"a": 1, "b": 3, "c": 1}
+    assert federation.desired()[grow] == 3
     record = federation.step_record()
     assert record is not None and record["phase"] == "done", record
