@@ -22,6 +22,7 @@ from xlinefed.api.models import GROUP, VERSION, ConsensusStatus, XlineFederation
 from xlinefed.api.validation import SpecError
 from xlinefed.federation import LABEL_FEDERATION, ClusterView, plan_federation
 from xlinefed.logs import get_logger
+from xlinefed.operators import wakeups
 from xlinefed.platforms.karmada import manifests
 
 log = get_logger(__name__)
@@ -32,6 +33,8 @@ MERGE_PATCH = "application/merge-patch+json"
 FINALIZER = "xlinefed.io/federation"
 #: Seconds between passes while nothing changes.
 IDLE_INTERVAL = float(os.environ.get("XLINEFED_RECONCILE_INTERVAL", "2"))
+#: Longest one reconcile pass may take (a step with its retries included), seconds.
+PASS_TIMEOUT = 120.0
 
 _api: dict[str, client.ApiClient] = {}
 
@@ -189,24 +192,28 @@ async def _read(namespace: str, name: str) -> dict[str, Any] | None:
 async def reconcile_loop(
     stopped: kopf.DaemonStopped, namespace: str, name: str, logger: Any, **_: Any
 ) -> None:
-    generation = None
-    while not stopped:
-        delay = IDLE_INTERVAL
-        try:
-            body = await _read(namespace, name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
-                return
-            generation = body["metadata"].get("generation")
-            delay = await reconcile(body)
-        except Exception as error:
-            logger.exception(f"reconcile failed: {error}")
-        waited = 0.0
-        while not stopped and waited < delay:
-            await asyncio.sleep(min(0.5, delay - waited))
-            waited += 0.5
-            fresh = await _read(namespace, name)
-            if fresh is None or fresh["metadata"].get("generation") != generation:
-                break
+    try:
+        while not stopped:
+            delay = IDLE_INTERVAL
+            try:
+                body = await _read(namespace, name)
+                if body is None or body["metadata"].get("deletionTimestamp"):
+                    return
+                # A pass that hangs (an API server or member that never answers) is cut
+                # off and retried, rather than silently stalling this resource forever.
+                delay = await asyncio.wait_for(reconcile(body), timeout=PASS_TIMEOUT)
+            except TimeoutError:
+                logger.error(f"reconcile pass took over {PASS_TIMEOUT:.0f}s; retrying")
+            except Exception as error:
+                logger.exception(f"reconcile failed: {error}")
+            await wakeups.sleep(namespace, name, delay)
+    finally:
+        wakeups.forget(namespace, name)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def spec_changed(namespace: str, name: str, body: kopf.Body, **_: Any) -> None:
+    wakeups.notice(namespace, name, body.get("metadata", {}).get("generation"))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -28,7 +28,7 @@ from xlinefed.api.models import (
 from xlinefed.api.validation import SpecError
 from xlinefed.executor import Executor, Outcome
 from xlinefed.logs import get_logger
-from xlinefed.operators import metrics
+from xlinefed.operators import metrics, wakeups
 from xlinefed.planner import Wait
 from xlinefed.planner.desired import desired_from
 from xlinefed.platforms.kubernetes import manifests
@@ -40,6 +40,8 @@ log = get_logger(__name__)
 PLURAL = "xlineclusters"
 #: Seconds between passes while nothing changes.
 IDLE_INTERVAL = float(os.environ.get("XLINEFED_RECONCILE_INTERVAL", "2"))
+#: Longest one reconcile pass may take (a step with its retries included), seconds.
+PASS_TIMEOUT = 120.0
 
 _api: dict[str, client.ApiClient] = {}
 
@@ -113,6 +115,10 @@ def _record_metrics(name: str, outcome: Outcome, status: ConsensusStatus) -> Non
 
 def _post_event(body: dict[str, Any], outcome: Outcome, previous: ConsensusStatus) -> None:
     step = outcome.step
+    if isinstance(step, Wait) and (
+        previous.current_step is None or previous.current_step.reason != step.reason
+    ):
+        log.info("waiting", resource=body["metadata"]["name"], reason=step.reason)
     if outcome.applied:
         kopf.info(body, reason=step.kind, message=step.describe())
     elif outcome.error:
@@ -168,25 +174,28 @@ async def reconcile(body: dict[str, Any]) -> float:
 async def reconcile_loop(
     stopped: kopf.DaemonStopped, namespace: str, name: str, logger: Any, **_: Any
 ) -> None:
-    generation = None
-    while not stopped:
-        delay = IDLE_INTERVAL
-        try:
-            body = await _read(namespace, name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
-                return
-            generation = body["metadata"].get("generation")
-            delay = await reconcile(body)
-        except Exception as error:
-            logger.exception(f"reconcile failed: {error}")
-        # Wake early when the spec changes: poll the generation cheaply.
-        waited = 0.0
-        while not stopped and waited < delay:
-            await asyncio.sleep(min(0.5, delay - waited))
-            waited += 0.5
-            fresh = await _read(namespace, name)
-            if fresh is None or fresh["metadata"].get("generation") != generation:
-                break
+    try:
+        while not stopped:
+            delay = IDLE_INTERVAL
+            try:
+                body = await _read(namespace, name)
+                if body is None or body["metadata"].get("deletionTimestamp"):
+                    return
+                # A pass that hangs (an API server or member that never answers) is cut
+                # off and retried, rather than silently stalling this resource forever.
+                delay = await asyncio.wait_for(reconcile(body), timeout=PASS_TIMEOUT)
+            except TimeoutError:
+                logger.error(f"reconcile pass took over {PASS_TIMEOUT:.0f}s; retrying")
+            except Exception as error:
+                logger.exception(f"reconcile failed: {error}")
+            await wakeups.sleep(namespace, name, delay)
+    finally:
+        wakeups.forget(namespace, name)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_mine)
+async def spec_changed(namespace: str, name: str, body: kopf.Body, **_: Any) -> None:
+    wakeups.notice(namespace, name, body.get("metadata", {}).get("generation"))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, when=_mine)

@@ -14,7 +14,12 @@ def run_operator(module: str, namespace: str | None) -> None:
     # uses the same resolution as everything else on the node.
     os.environ.setdefault("GRPC_DNS_RESOLVER", "native")
     configure()
+    import logging
+
     import kopf
+
+    # kopf logs every handler run at INFO; our steps and waits are logged by xlinefed.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
     importlib.import_module(module)  # registers the handlers
     asyncio.run(
