@@ -127,7 +127,8 @@ def test_member_that_dies_is_restarted(local_federation: LocalFederation) -> Non
 
 def test_member_whose_data_is_lost_is_replaced(local_federation: LocalFederation) -> None:
     victim = sorted(local_federation.desired_names())[0]
-    old_id = next(m["id"] for m in local_federation.status()["members"] if m["name"] == victim)
+    old_id = next(m.get("id") for m in local_federation.status()["members"] if m["name"] == victim)
+    assert old_id, f"{victim} has no member id in status before the fault"
     with SequencedWriter(local_federation.all_endpoints) as writer:
         wait_until(lambda: len(writer.acknowledged) >= 5, timeout=30, what="first writes")
         shutil.rmtree(local_federation.dir.data_dir(victim))
@@ -136,7 +137,10 @@ def test_member_whose_data_is_lost_is_replaced(local_federation: LocalFederation
             status = local_federation.status()
             member = next((m for m in status["members"] if m["name"] == victim), None)
             return bool(
-                member and member["id"] and member["id"] != old_id and status.get("converged")
+                member
+                and member.get("id")
+                and member.get("id") != old_id
+                and status.get("converged")
             )
 
         wait_until(replaced, timeout=120, what=f"{victim} replaced under a new member id")
