@@ -272,7 +272,9 @@ def _finish_learner(view: _View) -> Step | None:
             )
         if not safe_to_promote(view.observed.members, learner.name):
             return _quorum_wait(view, f"promote {learner.name}")
-        return PromoteLearner(learner.name)
+        leader = view.leader
+        lag = (leader.applied_index or 0) - (learner.applied_index or 0) if leader else 0
+        return PromoteLearner(learner.name, lag=max(lag, 0))
     return None
 
 

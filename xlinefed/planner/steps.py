@@ -7,7 +7,7 @@ executor applies them only while holding the global membership lock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
 
@@ -82,13 +82,16 @@ class PromoteLearner(Step):
     needs_lock: ClassVar[bool] = True
     changes_membership: ClassVar[bool] = True
     name: str
+    #: Entries the learner was behind the leader when promotion was chosen (for the
+    #: record; it never exceeds the spec's maxPromoteLag). Not part of the step's identity.
+    lag: int = field(default=0, compare=False)
 
     @property
     def member(self) -> str:
         return self.name
 
     def describe(self) -> str:
-        return f"promote learner {self.name} to voter"
+        return f"promote learner {self.name} to voter ({self.lag} entries behind the leader)"
 
 
 @dataclass(frozen=True)
