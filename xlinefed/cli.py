@@ -351,6 +351,51 @@ def federation_operator(
     run_operator("xlinefed.operators.federation", namespace)
 
 
+render = typer.Typer(
+    help="Print the manifests that install an operator tier.", no_args_is_help=True
+)
+app.add_typer(render, name="render")
+
+
+@render.command("member")
+def render_member(
+    cluster_id: Annotated[str, typer.Option(help="This member cluster's id in Karmada.")],
+    namespace: Annotated[str, typer.Option(help="The operator's namespace.")] = "xlinefed-system",
+    image: Annotated[str | None, typer.Option(help="The operator image.")] = None,
+) -> None:
+    """The member tier for one cluster: CRDs, RBAC, ConfigMap, Deployment, metrics Service."""
+    from xlinefed import render as manifests
+
+    docs = manifests.member_manifests(
+        cluster_id, namespace=namespace, image=image or manifests.DEFAULT_IMAGE
+    )
+    sys.stdout.write(manifests.to_yaml(docs))
+
+
+@render.command("federation")
+def render_federation(
+    target: Annotated[
+        str, typer.Option(help="karmada (the API server's objects), operator, or all.")
+    ] = "all",
+    namespace: Annotated[str, typer.Option(help="The operator's namespace.")] = "xlinefed-system",
+    image: Annotated[str | None, typer.Option(help="The operator image.")] = None,
+) -> None:
+    """The federation tier: CRDs, RBAC, interpreter customization and CRD propagation on
+    Karmada; the operator Deployment for the cluster that runs it."""
+    from xlinefed import render as manifests
+
+    image = image or manifests.DEFAULT_IMAGE
+    if target == "karmada":
+        docs = manifests.federation_karmada_manifests(namespace=namespace)
+    elif target == "operator":
+        docs = manifests.federation_operator_manifests(namespace=namespace, image=image)
+    elif target == "all":
+        docs = manifests.federation_manifests(namespace=namespace, image=image)
+    else:
+        raise _fail(f"--target '{target}' is not known; use karmada, operator or all", 2)
+    sys.stdout.write(manifests.to_yaml(docs))
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     app()

@@ -64,6 +64,8 @@ FEDERATION_OPERATOR = "xlinefed-federation-operator"
 #: Secret (key `kubeconfig`) through which the federation operator reaches Karmada.
 KUBECONFIG_SECRET = "xlinefed-karmada-kubeconfig"
 METRICS_PORT = 8080
+#: kopf's liveness endpoint (`XLINEFED_LIVENESS_ENDPOINT`).
+HEALTH_PORT = 8081
 _KUBECONFIG_DIR = "/etc/xlinefed/karmada"
 _MCS_GROUP = "multicluster.x-k8s.io"
 
@@ -235,11 +237,33 @@ def _deployment(
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "args": args,
-        "env": env,
+        "env": [
+            *env,
+            {
+                "name": "XLINEFED_LIVENESS_ENDPOINT",
+                "value": f"http://0.0.0.0:{HEALTH_PORT}/healthz",
+            },
+        ],
+    }
+    ports = [{"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}]
+    # kopf answers /healthz while its event loop runs and its probes pass.
+    container["livenessProbe"] = {
+        "httpGet": {"path": "/healthz", "port": "health"},
+        "initialDelaySeconds": 10,
+        "periodSeconds": 20,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
     }
     if metrics:
-        container["ports"] = [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}]
+        ports.append({"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
         container["readinessProbe"] = _metrics_probe()
+    else:
+        container["readinessProbe"] = {
+            "httpGet": {"path": "/healthz", "port": "health"},
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+        }
+    container["ports"] = ports
     container["resources"] = _resources()
     container["securityContext"] = _container_security()
     # The root filesystem is read-only; Python and its libraries get a writable /tmp.

@@ -27,5 +27,7 @@ def run_operator(module: str, namespace: str | None) -> None:
             standalone=True,
             clusterwide=namespace is None,
             namespaces=[namespace] if namespace else [],
+            # e.g. http://0.0.0.0:8081/healthz in a pod, for the liveness probe.
+            liveness_endpoint=os.environ.get("XLINEFED_LIVENESS_ENDPOINT") or None,
         )
     )
