@@ -79,7 +79,11 @@ def test_member_tier_names_its_cluster_through_a_configmap() -> None:
         == (_one(docs, "ConfigMap")["metadata"]["name"])
     )
     assert "--metrics-port=8080" in container["args"]
-    assert container["ports"][0]["containerPort"] == 8080
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "health": 8081,
+        "metrics": 8080,
+    }
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert "8080/metrics" in " ".join(container["readinessProbe"]["exec"]["command"])
     service = _one(docs, "Service")
     assert service["spec"]["selector"].items() <= (
