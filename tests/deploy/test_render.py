@@ -89,7 +89,8 @@ def test_member_tier_names_its_cluster_through_a_configmap() -> None:
     assert service["spec"]["selector"].items() <= (
         deployment["spec"]["template"]["metadata"]["labels"].items()
     )
-    assert service["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert "metrics" in {p["name"] for p in container["ports"]}
     # Everything namespaced lands in the operator's namespace; the binding names its SA.
     for doc in docs:
         if doc["kind"] in ("ServiceAccount", "ConfigMap", "Deployment", "Service"):
