@@ -17,6 +17,7 @@ import kopf
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from xlinefed import render
 from xlinefed.api.loading import parse
 from xlinefed.api.models import GROUP, VERSION, ConsensusStatus, XlineFederation
 from xlinefed.api.validation import SpecError
@@ -32,7 +33,9 @@ CLUSTERS = "xlineclusters"
 MERGE_PATCH = "application/merge-patch+json"
 FINALIZER = "xlinefed.io/federation"
 #: Seconds between passes while nothing changes.
-IDLE_INTERVAL = float(os.environ.get("XLINEFED_RECONCILE_INTERVAL", "2"))
+#: Seconds between passes when no watch event wakes one earlier (a safety net: spec
+#: changes and every member's status change wake the federation at once).
+IDLE_INTERVAL = float(os.environ.get("XLINEFED_FEDERATION_RESYNC", "30"))
 #: Longest one reconcile pass may take (a step with its retries included), seconds.
 PASS_TIMEOUT = 120.0
 
@@ -54,8 +57,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     else:
         config.load_incluster_config(client_configuration=configuration)
     _api["api"] = client.ApiClient(configuration)
+    # The same object `xlinefed render federation` installs; applied here too so that
+    # member status flows back even where only the operator was deployed.
     await _apply_cluster_scoped(
-        manifests.interpreter_customization(),
+        render.interpreter_customization(),
         "config.karmada.io",
         "v1alpha1",
         "resourceinterpretercustomizations",
@@ -105,23 +110,36 @@ async def _delete(group: str, version: str, namespace: str, plural: str, name: s
             raise
 
 
-async def _existing(federation: XlineFederation) -> dict[str, ClusterView]:
+async def _listed(federation: XlineFederation, group: str, plural: str) -> dict[str, Any]:
     answer = await _custom().list_namespaced_custom_object(
-        GROUP,
-        VERSION,
+        group,
+        "v1alpha1",
         federation.namespace,
-        CLUSTERS,
+        plural,
         label_selector=f"{LABEL_FEDERATION}={federation.name}",
     )
+    return {item["metadata"]["name"]: item for item in answer.get("items", [])}
+
+
+def _views(items: dict[str, Any]) -> dict[str, ClusterView]:
     views = {}
-    for item in answer.get("items", []):
+    for item in items.values():
         cluster_id = item.get("spec", {}).get("clusterId")
-        if not cluster_id:
-            continue
-        raw = item.get("status")
-        status = ConsensusStatus.model_validate(raw) if raw else None
-        views[cluster_id] = ClusterView(cluster_id, status)
+        if cluster_id:
+            raw = item.get("status")
+            status = ConsensusStatus.model_validate(raw) if raw else None
+            views[cluster_id] = ClusterView(cluster_id, status)
     return views
+
+
+def _unchanged(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """Writes are skipped when the stored object already says what we would write."""
+    if current is None:
+        return False
+    labels = current["metadata"].get("labels") or {}
+    return current.get("spec") == wanted["spec"] and all(
+        labels.get(k) == v for k, v in wanted["metadata"].get("labels", {}).items()
+    )
 
 
 async def reconcile(body: dict[str, Any]) -> float:
@@ -135,16 +153,17 @@ async def reconcile(body: dict[str, Any]) -> float:
             kopf.warn(body, reason="InvalidSpec", message=str(error))
             await _patch_status(namespace, name, {"phase": "Failed", "warnings": problems})
         return 10.0
-    existing = await _existing(federation)
+    stored = await _listed(federation, GROUP, CLUSTERS)
+    policies = await _listed(federation, "policy.karmada.io", "propagationpolicies")
+    existing = _views(stored)
     plan = plan_federation(federation, existing, _now(), previous)
     for cluster in plan.clusters.values():
-        await _apply(manifests.xline_cluster(cluster), GROUP, VERSION, CLUSTERS)
-        await _apply(
-            manifests.propagation_policy(cluster),
-            "policy.karmada.io",
-            "v1alpha1",
-            "propagationpolicies",
-        )
+        wanted = manifests.xline_cluster(cluster)
+        if not _unchanged(stored.get(cluster.name), wanted):
+            await _apply(wanted, GROUP, VERSION, CLUSTERS)
+        policy = manifests.propagation_policy(cluster)
+        if not _unchanged(policies.get(cluster.name), policy):
+            await _apply(policy, "policy.karmada.io", "v1alpha1", "propagationpolicies")
     for cluster_id in plan.delete:
         object_name = f"{federation.name}-{cluster_id}"
         await _delete(GROUP, VERSION, namespace, CLUSTERS, object_name)
@@ -168,7 +187,7 @@ async def reconcile(body: dict[str, Any]) -> float:
         document["currentStep"] = None
     if plan.status != previous:
         await _patch_status(namespace, name, document)
-    return IDLE_INTERVAL if plan.status.phase.value == "Available" else 1.0
+    return IDLE_INTERVAL
 
 
 async def _patch_status(namespace: str, name: str, status: dict[str, Any]) -> None:
@@ -214,6 +233,14 @@ async def reconcile_loop(
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def spec_changed(namespace: str, name: str, body: kopf.Body, **_: Any) -> None:
     wakeups.notice(namespace, name, body.get("metadata", {}).get("generation"))
+
+
+@kopf.on.event(GROUP, VERSION, CLUSTERS, labels={LABEL_FEDERATION: kopf.PRESENT})
+async def member_changed(namespace: str, body: kopf.Body, **_: Any) -> None:
+    """A member cluster's status (or its copy) changed: its federation re-aggregates."""
+    federation = body["metadata"]["labels"][LABEL_FEDERATION]
+    source = f"cluster/{body['metadata']['name']}"
+    wakeups.notice(namespace, federation, body["metadata"].get("resourceVersion"), source)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

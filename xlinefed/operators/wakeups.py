@@ -10,18 +10,19 @@ import asyncio
 import contextlib
 
 _events: dict[tuple[str, str], asyncio.Event] = {}
-_generations: dict[tuple[str, str], int | None] = {}
+_tokens: dict[tuple[str, str, str], object] = {}
 
 
 def _event(namespace: str, name: str) -> asyncio.Event:
     return _events.setdefault((namespace, name), asyncio.Event())
 
 
-def notice(namespace: str, name: str, generation: int | None) -> None:
-    """Called for every watch event of the object."""
-    key = (namespace, name)
-    if _generations.get(key) != generation:
-        _generations[key] = generation
+def notice(namespace: str, name: str, token: object, source: str = "spec") -> None:
+    """Called for every watch event; wakes the loop of `namespace/name` when `token` (a
+    generation, a resourceVersion) moved since the last event from the same `source`."""
+    key = (namespace, name, source)
+    if _tokens.get(key) != token:
+        _tokens[key] = token
         _event(namespace, name).set()
 
 
@@ -35,4 +36,5 @@ async def sleep(namespace: str, name: str, seconds: float) -> None:
 
 def forget(namespace: str, name: str) -> None:
     _events.pop((namespace, name), None)
-    _generations.pop((namespace, name), None)
+    for key in [k for k in _tokens if k[:2] == (namespace, name)]:
+        del _tokens[key]
