@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.stack._client import KubeClient
-from tests.stack._stack import Stack
+from tests.stack._stack import Stack, free_port
 from tests.support.wait import wait_until
 from xlinefed.consensus.client import ConsensusClient
 
@@ -46,6 +46,7 @@ class MemberOperator:
     def __init__(self, stack: Stack, cluster: str, namespace: str, log: Path) -> None:
         self.stack, self.cluster, self.namespace, self.log = stack, cluster, namespace, log
         self.process: subprocess.Popen[bytes] | None = None
+        self.metrics_port = free_port()
 
     def start(self) -> None:
         env = {
@@ -64,6 +65,8 @@ class MemberOperator:
                     self.cluster,
                     "--namespace",
                     self.namespace,
+                    "--metrics-port",
+                    str(self.metrics_port),
                 ],
                 env=env,
                 stdout=out,

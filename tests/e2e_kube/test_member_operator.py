@@ -3,6 +3,8 @@ the operator as a real process. One XlineCluster walks through its whole life.""
 
 from __future__ import annotations
 
+import re
+import urllib.request
 from typing import Any
 
 import pytest
@@ -117,6 +119,37 @@ def test_scale_out_and_in_under_a_writer(
     assert {f"data-{NAME}-member1-3", f"data-{NAME}-member1-4"} <= pvcs
     reasons = [e["reason"] for e in events(member1, member_namespace)]
     assert reasons.count("AddLearner") >= 2 and reasons.count("PromoteLearner") >= 2
+    # Learners were promoted only when caught up: each promotion's Event records the lag.
+    lags = [
+        int(re.search(r"\((\d+) entries behind", e["message"]).group(1))  # type: ignore[union-attr]
+        for e in events(member1, member_namespace)
+        if e["reason"] == "PromoteLearner"
+    ]
+    max_lag = resource(member1, member_namespace)["spec"]["updateStrategy"]["maxPromoteLag"]
+    assert lags and all(lag <= max_lag for lag in lags), lags
+
+
+def test_metrics_count_steps_and_members(
+    member1: KubeClient, member_namespace: str, operator: MemberOperator
+) -> None:
+    def scrape() -> str:
+        url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+
+    text = scrape()
+    added = re.search(r'xlinefed_steps_applied_total\{kind="AddLearner"\} (\S+)', text)
+    assert added is not None and float(added.group(1)) >= 2
+    voters = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("xlinefed_members{")
+        and 'role="voter"' in line
+        and 'healthy="true"' in line
+    ]
+    assert voters == [3.0]
+    assert "xlinefed_step_duration_seconds_bucket" in text
+    assert "xlinefed_lock_wait_seconds_count" in text
 
 
 def test_rolling_update_moves_leadership_first(

@@ -167,6 +167,9 @@ class Stack:
     images: list[tuple[str, str]] = field(default_factory=list)
     _hostlets: dict[str, HostletHandle] = field(default_factory=dict)
     _lock: IO[str] | None = field(default=None, repr=False)
+    #: What each component was started with, to start it again (`_revive`).
+    _launched: dict[str, tuple[list[str], dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _revived: dict[str, int] = field(default_factory=dict, repr=False)
 
     # -- public API ----------------------------------------------------------------------
 
@@ -318,6 +321,24 @@ class Stack:
         _procs.spawn(
             name, argv, pid_dir=self.state_dir / "pids", log_dir=self.state_dir / "logs", **kwargs
         )
+        self._launched[name] = (argv, kwargs)
+
+    def _revive(self, names: tuple[str, ...], limit: int = 3) -> None:
+        """Start again a component that exited while the stack was coming up.
+
+        On a loaded machine karmada-aggregated-apiserver can exit at once ("TLS handshake
+        timeout" reading its config from the Karmada API server); nothing in the stack
+        would restart it, and the start would time out waiting for its APIService.
+        """
+        for name in names:
+            record = _procs.PidFile.read(self.state_dir / "pids" / f"{name}.pid")
+            if name not in self._launched or (record is not None and record.alive()):
+                continue
+            if self._revived.get(name, 0) >= limit:
+                raise StackError(f"{name} exited {limit + 1} times; see {self.log(name)}")
+            self._revived[name] = self._revived.get(name, 0) + 1
+            argv, kwargs = self._launched[name]
+            self._spawn(name, argv, **kwargs)
 
     def _start(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -584,13 +605,18 @@ class Stack:
                 what=f"CRD {name} Established",
             )
         self._start_karmada_controllers()
-        wait_until(
-            lambda: _condition(
+
+        def served() -> bool:
+            self._revive(("karmada-aggregated-apiserver", "karmada-webhook"))
+            return _condition(
                 client.get(
                     "apiregistration.k8s.io/v1", "APIService", "v1alpha1.cluster.karmada.io"
                 ),
                 "Available",
-            ),
+            )
+
+        wait_until(
+            served,
             timeout=left(),
             what="APIService v1alpha1.cluster.karmada.io Available",
         )
