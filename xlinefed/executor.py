@@ -143,6 +143,7 @@ class Executor:
                     published = await self._published(client, runtimes)
                 except Exception as error:  # any failure means "no quorum answered"
                     log.debug("store unreadable", error=str(error))
+                await self._probe_unlisted(client, member_list, desired, names, statuses)
         if known and not await self.platform.formed():
             await self.platform.mark_formed()
         formed = known or await self.platform.formed()
@@ -197,6 +198,31 @@ class Executor:
             lock_holder=lock_holder,
         )
         return Snapshot(observed, member_list, statuses, runtimes, lock_holder)
+
+    async def _probe_unlisted(
+        self,
+        client: ConsensusClient,
+        member_list: Sequence[MemberInfo],
+        desired: Desired,
+        names: Sequence[str],
+        statuses: dict[str, EndpointStatus],
+    ) -> None:
+        """Members in the list that nobody asked yet: another cluster's member that the
+        spec no longer wants (being scaled in, perhaps still leading) must be seen too, or
+        the leader's index is unknown and no learner could ever count as caught up."""
+        extra = {
+            name: info.client_urls[0]
+            for info in member_list
+            if info.client_urls
+            and (name := self._name_of(info, desired, names)) not in statuses
+            and name not in names
+        }
+        results = await asyncio.gather(
+            *(client.status(url) for url in extra.values()), return_exceptions=True
+        )
+        for name, result in zip(extra, results, strict=True):
+            if isinstance(result, EndpointStatus) and not result.errors:
+                statuses[name] = result
 
     def _revision_key(self, member: str) -> str:
         return f"{REVISIONS_PREFIX}{self.federation}/{member}"

@@ -176,7 +176,9 @@ def test_member_status_comes_back_through_the_interpreter(
     )
     wait_until(
         lambda: member.get_or_none(API, "XlineCluster", name, namespace),
-        timeout=60,
+        # Karmada notices a newly installed resource type on its next discovery pass; on a
+        # loaded machine that can take over a minute.
+        timeout=180,
         what=f"the XlineCluster in {chosen}",
     )
     status = {"phase": "Available", "leader": "deploytest-elsewhere-0", "ready": "1/1"}

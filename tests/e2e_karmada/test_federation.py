@@ -6,8 +6,11 @@ with a writer running throughout."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +96,53 @@ def karmada_federation(
         operators.start(which)
     yield namespace, operators
     operators.stop_all()
+
+
+class UpdateRecorder:
+    """Samples every member cluster's pods during a rolling update and records when each
+    member first runs the new version, to check the order across clusters."""
+
+    def __init__(self, stack: Stack, namespace: str, version: str) -> None:
+        self.stack, self.namespace, self.version = stack, namespace, version
+        self.updated: dict[str, tuple[float, str]] = {}  # member -> (first seen, cluster)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> UpdateRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for cluster in MEMBERS:
+                for pod in self.stack.member(cluster).list("v1", "Pod", self.namespace):
+                    name = pod["metadata"]["name"]
+                    annotations = pod["metadata"].get("annotations") or {}
+                    if (
+                        annotations.get("xlinefed.io/version") == self.version
+                        and name not in self.updated
+                    ):
+                        self.updated[name] = (time.monotonic(), cluster)
+            self._stop.wait(0.1)  # sampling period, not synchronisation
+
+    def cluster_order(self) -> list[str]:
+        firsts: dict[str, float] = {}
+        for seen, cluster in self.updated.values():
+            firsts[cluster] = min(seen, firsts.get(cluster, seen))
+        return sorted(firsts, key=firsts.__getitem__)
+
+    def assert_one_cluster_at_a_time(self) -> None:
+        spans = {}
+        for seen, cluster in self.updated.values():
+            low, high = spans.get(cluster, (seen, seen))
+            spans[cluster] = (min(low, seen), max(high, seen))
+        ordered = sorted(spans.items(), key=lambda item: item[1][0])
+        for (first, (_, end)), (second, (start, _)) in itertools.pairwise(ordered):
+            assert end <= start, f"{second} started updating before {first} finished: {spans}"
 
 
 def federation(karmada: KubeClient, namespace: str) -> dict[str, Any]:
@@ -211,12 +261,18 @@ def test_federation_lifecycle(
         )
         wait_reached(karmada, namespace, operators)
         assert_truthful(karmada, namespace)
-        # Rolling update of every member, cluster by cluster.
-        karmada.patch(
-            API, "XlineFederation", NAME, {"spec": {"version": "3.4.24"}}, namespace=namespace
-        )
-        wait_reached(karmada, namespace, operators)
+        # Rolling update of every member, cluster by cluster, the leader's cluster last.
+        leader_before = federation(karmada, namespace)["status"]["leader"]
+        with UpdateRecorder(stack, namespace, "3.4.24") as recorder:
+            karmada.patch(
+                API, "XlineFederation", NAME, {"spec": {"version": "3.4.24"}}, namespace=namespace
+            )
+            wait_reached(karmada, namespace, operators)
         assert_truthful(karmada, namespace)
+        order = recorder.cluster_order()
+        assert order[-1] == leader_before.split("-")[1], (order, leader_before)
+        recorder.assert_one_cluster_at_a_time()
+        assert federation(karmada, namespace)["status"]["leader"] != leader_before
         for member in MEMBERS:
             pods = stack.member(member).list("v1", "Pod", namespace)
             assert {p["metadata"]["annotations"]["xlinefed.io/version"] for p in pods} <= {"3.4.24"}

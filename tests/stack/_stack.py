@@ -32,6 +32,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -341,6 +342,28 @@ class Stack:
             self._spawn(name, argv, **kwargs)
 
     def _start(self, timeout: float) -> None:
+        # On a loaded machine a component may exit at start (a "TLS handshake timeout"
+        # talking to its API server) and nothing would start it again: a watchdog does,
+        # while the stack comes up.
+        settled = threading.Event()
+
+        def watchdog() -> None:
+            while not settled.wait(0.5):
+                try:
+                    self._revive(tuple(list(self._launched)))
+                except RuntimeError as error:  # StackError; or the dict grew meanwhile
+                    if not isinstance(error, StackError):
+                        continue
+                    print(f"stack watchdog: {error}", file=sys.stderr)
+                    return
+
+        threading.Thread(target=watchdog, daemon=True, name="stack-watchdog").start()
+        try:
+            self._start_until(timeout)
+        finally:
+            settled.set()
+
+    def _start_until(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         pki = _pki.generate(self.state_dir / "pki", [KARMADA, *self.members])
         admin = Credentials(server="", ca=pki.ca.cert, cert=pki.admin.cert, key=pki.admin.key)
@@ -607,7 +630,6 @@ class Stack:
         self._start_karmada_controllers()
 
         def served() -> bool:
-            self._revive(("karmada-aggregated-apiserver", "karmada-webhook"))
             return _condition(
                 client.get(
                     "apiregistration.k8s.io/v1", "APIService", "v1alpha1.cluster.karmada.io"

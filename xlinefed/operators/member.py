@@ -8,7 +8,6 @@ the executor and the Kubernetes platform; this module only wires them to kopf.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any
 
@@ -174,23 +173,16 @@ async def reconcile(body: dict[str, Any]) -> float:
 async def reconcile_loop(
     stopped: kopf.DaemonStopped, namespace: str, name: str, logger: Any, **_: Any
 ) -> None:
-    try:
-        while not stopped:
-            delay = IDLE_INTERVAL
-            try:
-                body = await _read(namespace, name)
-                if body is None or body["metadata"].get("deletionTimestamp"):
-                    return
-                # A pass that hangs (an API server or member that never answers) is cut
-                # off and retried, rather than silently stalling this resource forever.
-                delay = await asyncio.wait_for(reconcile(body), timeout=PASS_TIMEOUT)
-            except TimeoutError:
-                logger.error(f"reconcile pass took over {PASS_TIMEOUT:.0f}s; retrying")
-            except Exception as error:
-                logger.exception(f"reconcile failed: {error}")
-            await wakeups.sleep(namespace, name, delay)
-    finally:
-        wakeups.forget(namespace, name)
+    await wakeups.reconcile_forever(
+        namespace,
+        name,
+        stopped=stopped,
+        read=_read,
+        reconcile=reconcile,
+        idle=IDLE_INTERVAL,
+        pass_timeout=PASS_TIMEOUT,
+        logger=logger,
+    )
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, when=_mine)

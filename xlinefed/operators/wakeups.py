@@ -1,4 +1,4 @@
-"""Wake a resource's reconcile loop early when its spec changes, without polling.
+"""Each object's reconcile loop, woken early by watch events instead of polling.
 
 Each daemon waits on its own event with a timeout (the idle interval); a watch-event
 handler sets the event when the object's generation moves.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 _events: dict[tuple[str, str], asyncio.Event] = {}
 _tokens: dict[tuple[str, str, str], object] = {}
@@ -38,3 +40,38 @@ def forget(namespace: str, name: str) -> None:
     _events.pop((namespace, name), None)
     for key in [k for k in _tokens if k[:2] == (namespace, name)]:
         del _tokens[key]
+
+
+Body = dict[str, Any]
+
+
+async def reconcile_forever(
+    namespace: str,
+    name: str,
+    *,
+    stopped: Any,
+    read: Callable[[str, str], Awaitable[Body | None]],
+    reconcile: Callable[[Body], Awaitable[float]],
+    idle: float,
+    pass_timeout: float,
+    logger: Any,
+) -> None:
+    """The level-triggered loop of one object: read it afresh, reconcile once, sleep until
+    the returned delay passes or the object changes; until it is deleted or kopf stops us."""
+    try:
+        while not stopped:
+            delay = idle
+            try:
+                body = await read(namespace, name)
+                if body is None or body["metadata"].get("deletionTimestamp"):
+                    return
+                # A pass that hangs (an API server or member that never answers) is cut
+                # off and retried, rather than silently stalling this object forever.
+                delay = await asyncio.wait_for(reconcile(body), timeout=pass_timeout)
+            except TimeoutError:
+                logger.error(f"reconcile pass took over {pass_timeout:.0f}s; retrying")
+            except Exception as error:
+                logger.exception(f"reconcile failed: {error}")
+            await sleep(namespace, name, delay)
+    finally:
+        forget(namespace, name)

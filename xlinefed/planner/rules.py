@@ -68,11 +68,23 @@ class _View:
         name = self.observed.leader
         return self.observed.member(name) if name else None
 
-    def caught_up(self, member: ObservedMember) -> bool:
+    @property
+    def leader_index(self) -> int | None:
+        """The leader's applied index; if its own status is unknown, the highest index any
+        member reported (a lower bound of the leader's, so never too lenient)."""
         leader = self.leader
-        if leader is None or leader.applied_index is None or member.applied_index is None:
+        if leader is not None and leader.applied_index is not None:
+            return leader.applied_index
+        if self.observed.leader is None:
+            return None
+        indexes = [m.applied_index for m in self.listed if m.applied_index is not None]
+        return max(indexes, default=None)
+
+    def caught_up(self, member: ObservedMember) -> bool:
+        lead = self.leader_index
+        if lead is None or member.applied_index is None:
             return False
-        return leader.applied_index - member.applied_index <= self.desired.max_promote_lag
+        return lead - member.applied_index <= self.desired.max_promote_lag
 
     def cluster_rank(self, cluster: str | None) -> int:
         clusters = self.desired.clusters
@@ -259,12 +271,8 @@ def _finish_learner(view: _View) -> Step | None:
         if not learner.running or not learner.healthy:
             return Wait(f"learner {learner.name} is starting", retry_after=0.5)
         if not view.caught_up(learner):
-            leader = view.leader
-            gap = (
-                "?"
-                if leader is None
-                else (leader.applied_index or 0) - (learner.applied_index or 0)
-            )
+            lead = view.leader_index
+            gap = "?" if lead is None else lead - (learner.applied_index or 0)
             return Wait(
                 f"learner {learner.name} is catching up: {gap} entries behind the leader "
                 f"(promote at <= {view.desired.max_promote_lag})",
@@ -272,8 +280,7 @@ def _finish_learner(view: _View) -> Step | None:
             )
         if not safe_to_promote(view.observed.members, learner.name):
             return _quorum_wait(view, f"promote {learner.name}")
-        leader = view.leader
-        lag = (leader.applied_index or 0) - (learner.applied_index or 0) if leader else 0
+        lag = (view.leader_index or 0) - (learner.applied_index or 0)
         return PromoteLearner(learner.name, lag=max(lag, 0))
     return None
 

@@ -169,6 +169,11 @@ class LocalPlatform:
         spec = self.federation.spec
         binary, exact = find_binary(spec.engine, spec.version)
         ports = self._ports(member)
+        for pid in processes.find_by_argument(f"--data-dir={self.dir.data_dir(member)}"):
+            orphan = processes.record_of(pid)
+            if orphan is not None:
+                log.warning("stopping an unrecorded process of this member", member=member, pid=pid)
+                await asyncio.to_thread(processes.stop, orphan)
         for port in (ports.client, ports.peer):
             if not _port_free(port):
                 raise RuntimeError(

@@ -82,3 +82,34 @@ def kill(record: ProcessRecord) -> None:
     if is_alive(record):
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.pid, signal.SIGKILL)
+
+
+def find_by_argument(argument: str) -> list[int]:
+    """PIDs of processes with `argument` exactly among their command-line arguments.
+
+    Finds a member process whose record was never written (the controller was killed
+    between starting it and recording it): its `--data-dir=...` argument is unique to
+    that member, so the match cannot be another program.
+    """
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if argument.encode() in args:
+            found.append(int(entry.name))
+    return found
+
+
+def record_of(pid: int) -> ProcessRecord | None:
+    stat = _stat(pid)
+    if stat is None:
+        return None
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return ProcessRecord(pid, stat[1], tuple(a.decode() for a in args if a))
