@@ -30,6 +30,3 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q -e '.[dev,operators]'
   echo "$want" > "$stamp"
 fi
-
-# helm, for the chart tests (built from the Go module proxy, cached).
-hack/install_helm.sh >/dev/null

@@ -8,5 +8,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 echo "==> ruff"; ruff check . && ruff format --check .
 echo "==> import contracts"; lint-imports
-if [ -f hack/stack/build.sh ]; then echo "==> test stack build (cached)"; hack/stack/build.sh; fi
+echo "==> generated files"; hack/gen_crds.sh --check
+echo "==> helm (cached)"; hack/install_helm.sh >/dev/null
+echo "==> test stack build (cached)"; hack/stack/build.sh
 echo "==> pytest"; exec pytest "$@"
