@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.stack import ApiError, KubeClient, Stack
+from tests.stack._client import api_enabled
 from tests.support.wait import wait_until
 from xlinefed import render
 
@@ -146,6 +147,11 @@ def test_member_status_comes_back_through_the_interpreter(
             timeout=60,
             what=f"the XlineCluster CRD propagated to {name}",
         )
+    wait_until(
+        lambda: api_enabled(karmada, chosen, API, "XlineCluster"),
+        timeout=180,
+        what=f"Karmada to see the XlineCluster API in {chosen}",
+    )
     name = "deploytest-" + chosen
     # Zero replicas here: a member operator that happens to run must have nothing to do.
     karmada.create(

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.e2e_kube.conftest import consensus_view, install_crds
-from tests.stack._client import KubeClient
+from tests.stack._client import KubeClient, api_enabled
 from tests.stack._stack import Stack
 from tests.support.wait import wait_until
 from tests.support.writer import SequencedWriter
@@ -90,6 +90,12 @@ def karmada_federation(
             lambda m=member: stack.member(m).get_or_none("v1", "Namespace", namespace),
             timeout=60,
             what=f"namespace {namespace} in {member}",
+        )
+    for member in MEMBERS:
+        wait_until(
+            lambda m=member: api_enabled(karmada, m, API, "XlineCluster"),
+            timeout=180,
+            what=f"Karmada to see the XlineCluster API in {member}",
         )
     operators = Operators(stack, namespace, tmp_path_factory.mktemp("operators"))
     for which in ("federation", *MEMBERS):

@@ -347,3 +347,15 @@ class KubeClient:
             if missing_ok and error.not_found:
                 return None
             raise
+
+
+def api_enabled(karmada: KubeClient, cluster: str, group_version: str, kind: str) -> bool:
+    """Karmada's view of whether `cluster` serves `kind`: its scheduler places nothing of
+    a kind the Cluster's status does not list yet (it refreshes that status periodically),
+    so tests that install a CRD wait for this before propagating objects of it."""
+    status = karmada.get("cluster.karmada.io/v1alpha1", "Cluster", cluster).get("status", {})
+    return any(
+        entry.get("groupVersion") == group_version
+        and any(r.get("kind") == kind for r in entry.get("resources", []))
+        for entry in status.get("apiEnablements", [])
+    )
