@@ -216,6 +216,11 @@ def test_member_status_comes_back_through_the_interpreter(
         subresource="status",
     )
     wait_until(lambda: health() == "Unhealthy", timeout=60, what="Unhealthy binding")
-    assert karmada.get(API, "XlineCluster", name, namespace)["status"]["phase"] == "Degraded"
+    # Binding health and the aggregated copy are updated by different Karmada controllers.
+    wait_until(
+        lambda: karmada.get(API, "XlineCluster", name, namespace)["status"]["phase"] == "Degraded",
+        timeout=60,
+        what="the Degraded phase aggregated onto Karmada's copy",
+    )
     karmada.delete("policy.karmada.io/v1alpha1", "PropagationPolicy", name, namespace)
     karmada.delete(API, "XlineCluster", name, namespace)
