@@ -207,6 +207,38 @@ def test_operator_killed_mid_scale_converges_after_restart(
     assert len(voters) == 5 and not learners and len(leaders) == 1
 
 
+def test_operator_killed_at_every_step_boundary_converges(
+    member1: KubeClient, member_namespace: str, operator: MemberOperator
+) -> None:
+    """kill -9 the operator right after each step it reports (its Event), restart it, and
+    repeat through a whole scale-in: it resumes from the store every time."""
+    seen = len(events(member1, member_namespace))
+    scale(member1, member_namespace, 3)
+    kills = 0
+    while not reached(member1, member_namespace, 3):
+
+        def next_step(seen: int = seen) -> bool:
+            steps = [
+                e
+                for e in events(member1, member_namespace)[seen:]
+                if e["reason"] in ("RemoveMember", "DeleteMember", "TransferLeadership")
+            ]
+            return bool(steps) or reached(member1, member_namespace, 3)
+
+        wait_until(next_step, timeout=120, what="the next step or convergence")
+        if reached(member1, member_namespace, 3):
+            break
+        operator.kill()
+        kills += 1
+        seen = len(events(member1, member_namespace))
+        operator.start()
+        assert kills <= 10, "more step boundaries than a 5 -> 3 scale-in has"
+    assert kills >= 1
+    voters, learners, leaders, _ = consensus_view(endpoints(member1, member_namespace))
+    assert voters == {member_name(NAME, "member1", i) for i in range(3)} and not learners
+    assert len(leaders) == 1
+
+
 @pytest.mark.parametrize(
     ("patch", "field"),
     [
