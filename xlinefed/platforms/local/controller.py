@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xlinefed.api.models import XlineFederation
 from xlinefed.api.validation import SpecError
 from xlinefed.executor import Executor, Outcome
 from xlinefed.logs import configure, get_logger
@@ -71,9 +72,14 @@ def stop_controller(directory: FederationDir) -> None:
 
 
 def _status_document(
-    directory: FederationDir, outcome: Outcome, error: str | None, started: float
+    directory: FederationDir,
+    federation: XlineFederation,
+    outcome: Outcome,
+    error: str | None,
+    started: float,
 ) -> dict[str, Any]:
-    federation = directory.read_spec()
+    # The spec this pass reconciled, not a fresh read: the CLI may have written a newer
+    # one meanwhile, and reporting its generation as reached would end its wait early.
     desired = desired_from(federation)
     previous = directory.read_status()
     status = build_status(
@@ -124,7 +130,9 @@ async def run(root: Path, name: str) -> int:
             platform = LocalPlatform(directory, federation)
             executor = Executor(platform, federation.name, holder)
             outcome = await executor.reconcile_once(desired_from(federation))
-            directory.write_status(_status_document(directory, outcome, outcome.error, started))
+            directory.write_status(
+                _status_document(directory, federation, outcome, outcome.error, started)
+            )
             if outcome.applied:
                 delay = 0.0
             elif isinstance(outcome.step, Wait):
