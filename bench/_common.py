@@ -19,18 +19,18 @@ import itertools
 import os
 import platform as host
 import shlex
-import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from tests.support.wait import wait_until_async
 from xlinefed.api.loading import parse
 from xlinefed.api.models import XlineFederation
 from xlinefed.consensus.client import ClientSettings, ConsensusClient, EndpointStatus
@@ -102,38 +102,6 @@ def ratio(a: float, b: float) -> str:
     if b == 0:
         return "n/a (b=0)" if a else "1.00 (both 0)"
     return f"{a / b:.2f}"
-
-
-# --------------------------------------------------------------------------- waiting
-
-
-async def poll_until(
-    predicate: Callable[[], Awaitable[T]], *, timeout: float, what: str, interval: float = 0.05
-) -> T:
-    """Poll `predicate` until it returns a truthy value (exceptions count as "not yet")."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while True:
-        try:
-            value = await predicate()
-            if value:
-                return value
-        except Exception as error:
-            last = error
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}") from last
-        await asyncio.sleep(interval)
-
-
-def port_free(port: int, host_ip: str = "127.0.0.1") -> bool:
-    """The bind test LocalPlatform.start makes before it launches a member."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host_ip, port))
-        except OSError:
-            return False
-    return True
 
 
 async def answers_health(endpoint: str, timeout: float = 0.5) -> bool:
@@ -281,7 +249,7 @@ class LocalFederation:
                 since[0] = time.monotonic()
             return time.monotonic() - since[0] >= seconds
 
-        await poll_until(
+        await wait_until_async(
             settled, timeout=timeout + seconds, what="all members healthy", interval=0.2
         )
 

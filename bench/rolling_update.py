@@ -40,16 +40,16 @@ from bench._common import (
     federation_spec,
     in_thread,
     median,
-    poll_until,
-    port_free,
     print_header,
     print_table,
     ratio,
 )
+from tests.support.wait import wait_until_async
 from xlinefed.api.models import XlineFederation
 from xlinefed.planner.desired import template_revision
 from xlinefed.planner.steps import StartMode
 from xlinefed.platforms.local import processes
+from xlinefed.platforms.local.platform import port_free
 
 NAME = "ru"
 CLUSTERS = {"a": 2, "b": 2, "c": 1}
@@ -84,7 +84,7 @@ async def stop_member(fed: LocalFederation, member: str, how: str) -> float:
     async def gone() -> bool:
         return not processes.is_alive(process.record)
 
-    await poll_until(gone, timeout=10, what=f"{member} to exit")
+    await wait_until_async(gone, timeout=10, what=f"{member} to exit")
     # A killed member's sockets can linger (FIN_WAIT2) and its ports, allocated from the
     # ephemeral range, can be taken by an outgoing connection meanwhile; LocalPlatform.start
     # refuses a busy port, so wait (tcp_fin_timeout is 60 s by default).
@@ -94,7 +94,7 @@ async def stop_member(fed: LocalFederation, member: str, how: str) -> float:
     async def free() -> bool:
         return port_free(ports.client) and port_free(ports.peer)
 
-    await poll_until(free, timeout=90, what=f"{member}'s ports to be free")
+    await wait_until_async(free, timeout=90, what=f"{member}'s ports to be free")
     return asyncio.get_running_loop().time() - waited
 
 
@@ -111,7 +111,7 @@ async def naive_roll(fed: LocalFederation, new: XlineFederation, how: str) -> tu
             endpoint = fed.platform.client_url(member)
             port_wait += await stop_member(fed, member, how)
             await fed.platform.start(member, StartMode.EXISTING, cluster, revision)
-            await poll_until(
+            await wait_until_async(
                 lambda e=endpoint: answers_health(e),  # type: ignore[misc]
                 timeout=60,
                 what=f"{member} to answer health",

@@ -38,11 +38,11 @@ from bench._common import (
     federation_spec,
     in_thread,
     median,
-    poll_until,
     print_header,
     print_table,
     ratio,
 )
+from tests.support.wait import wait_until_async
 from xlinefed.api.models import XlineFederation
 from xlinefed.consensus.client import ConsensusClient
 from xlinefed.planner.desired import template_revision
@@ -80,9 +80,9 @@ async def by_hand(fed: LocalFederation, new: XlineFederation) -> str:
             mine = await client.status(endpoint, timeout=0.5)
             return leader.raft_applied_index - mine.raft_applied_index <= lag
 
-        await poll_until(caught_up, timeout=60, what=f"{member} to catch up")
+        await wait_until_async(caught_up, timeout=60, what=f"{member} to catch up")
         await client.member_promote(added.id)
-    await poll_until(lambda: answers_health(endpoint), timeout=60, what=f"{member} healthy")
+    await wait_until_async(lambda: answers_health(endpoint), timeout=60, what=f"{member} healthy")
     return "add,start,promote"
 
 

@@ -24,12 +24,12 @@ from xlinefed.federation import LABEL_FEDERATION, ClusterView, plan_federation
 from xlinefed.logs import get_logger
 from xlinefed.operators import wakeups
 from xlinefed.platforms.karmada import manifests
+from xlinefed.platforms.kubernetes import objects
 
 log = get_logger(__name__)
 
 PLURAL = "xlinefederations"
 CLUSTERS = "xlineclusters"
-MERGE_PATCH = "application/merge-patch+json"
 FINALIZER = "xlinefed.io/federation"
 #: Seconds between passes while nothing changes.
 #: Seconds between passes when no watch event wakes one earlier (a safety net: spec
@@ -85,7 +85,12 @@ async def _apply_cluster_scoped(
         if error.status != 409:
             raise
         await _custom().patch_cluster_custom_object(
-            group, version, plural, body["metadata"]["name"], body, _content_type=MERGE_PATCH
+            group,
+            version,
+            plural,
+            body["metadata"]["name"],
+            body,
+            _content_type=objects.MERGE_PATCH,
         )
 
 
@@ -97,7 +102,7 @@ async def _apply(body: dict[str, Any], group: str, version: str, plural: str) ->
         if error.status != 409:
             raise
         await _custom().patch_namespaced_custom_object(
-            group, version, namespace, plural, name, body, _content_type=MERGE_PATCH
+            group, version, namespace, plural, name, body, _content_type=objects.MERGE_PATCH
         )
 
 
@@ -189,23 +194,6 @@ async def reconcile(body: dict[str, Any]) -> float:
     return IDLE_INTERVAL
 
 
-async def _patch_status(namespace: str, name: str, status: dict[str, Any]) -> None:
-    await _custom().patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _content_type=MERGE_PATCH
-    )
-
-
-async def _read(namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(
-            await _custom().get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-
-
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
 async def reconcile_loop(
     stopped: kopf.DaemonStopped, namespace: str, name: str, logger: Any, **_: Any
@@ -250,3 +238,11 @@ async def teardown(body: kopf.Body, **_: Any) -> None:
             "policy.karmada.io", "v1alpha1", namespace, "propagationpolicies", object_name
         )
     kopf.info(dict(body), reason="Deleted", message="removed every XlineCluster")
+
+
+async def _read(namespace: str, name: str) -> dict[str, Any] | None:
+    return await objects.read(_api["api"], PLURAL, namespace, name)
+
+
+async def _patch_status(namespace: str, name: str, status: dict[str, Any]) -> None:
+    await objects.patch_status(_api["api"], PLURAL, namespace, name, status)

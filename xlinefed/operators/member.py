@@ -13,7 +13,6 @@ from typing import Any
 
 import kopf
 from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from xlinefed.api.loading import load_cluster
 from xlinefed.api.models import (
@@ -30,8 +29,8 @@ from xlinefed.logs import get_logger
 from xlinefed.operators import metrics, wakeups
 from xlinefed.planner import Wait
 from xlinefed.planner.desired import desired_from
-from xlinefed.platforms.kubernetes import manifests
-from xlinefed.platforms.kubernetes.platform import MERGE_PATCH, KubernetesPlatform
+from xlinefed.platforms.kubernetes import manifests, objects
+from xlinefed.platforms.kubernetes.platform import KubernetesPlatform
 from xlinefed.reporting import build_status
 
 log = get_logger(__name__)
@@ -74,24 +73,6 @@ async def cleanup(**_: Any) -> None:
 
 def _mine(body: kopf.Body, **_: Any) -> bool:
     return body.get("spec", {}).get("clusterId") == cluster_id()
-
-
-async def _read(namespace: str, name: str) -> dict[str, Any] | None:
-    custom = client.CustomObjectsApi(_api["api"])
-    try:
-        obj = await custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return dict(obj)
-
-
-async def _patch_status(namespace: str, name: str, status: dict[str, Any]) -> None:
-    custom = client.CustomObjectsApi(_api["api"])
-    await custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _content_type=MERGE_PATCH
-    )
 
 
 def _record_metrics(name: str, outcome: Outcome, status: ConsensusStatus) -> None:
@@ -202,3 +183,11 @@ async def teardown(body: kopf.Body, **_: Any) -> None:
         for member in members:
             await platform.wipe_data(member)
     kopf.info(dict(body), reason="Deleted", message=f"stopped {len(members)} member(s)")
+
+
+async def _read(namespace: str, name: str) -> dict[str, Any] | None:
+    return await objects.read(_api["api"], PLURAL, namespace, name)
+
+
+async def _patch_status(namespace: str, name: str, status: dict[str, Any]) -> None:
+    await objects.patch_status(_api["api"], PLURAL, namespace, name, status)

@@ -22,12 +22,10 @@ from xlinefed.api.models import XlineCluster
 from xlinefed.logs import get_logger
 from xlinefed.planner.steps import StartMode
 from xlinefed.platform import MemberRuntime
-from xlinefed.platforms.kubernetes import manifests
+from xlinefed.platforms.kubernetes import manifests, objects
 from xlinefed.topology import Member, desired_members, make_member, parse_member_name
 
 log = get_logger(__name__)
-
-MERGE_PATCH = "application/merge-patch+json"
 
 
 def cluster_token(resource: XlineCluster) -> str:
@@ -110,14 +108,8 @@ class KubernetesPlatform:
         return bool(self.resource.status and self.resource.status.formed)
 
     async def mark_formed(self) -> None:
-        await self.custom.patch_namespaced_custom_object_status(
-            "xlinefed.io",
-            "v1alpha1",
-            self.namespace,
-            "xlineclusters",
-            self.resource.name,
-            {"status": {"formed": True}},
-            _content_type=MERGE_PATCH,
+        await objects.patch_status(
+            self.api, "xlineclusters", self.namespace, self.resource.name, {"formed": True}
         )
 
     # --- actions

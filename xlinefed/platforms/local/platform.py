@@ -61,7 +61,8 @@ def find_binary(engine: Engine, version: str) -> tuple[str, bool]:
     return found, False
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether a member could listen on `port` now (the bind test before a start)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -78,7 +79,7 @@ PORT_RANGE = range(21000, 32000)
 
 def _free_port(taken: set[int]) -> int:
     for port in PORT_RANGE:
-        if port not in taken and _port_free(port):
+        if port not in taken and port_free(port):
             return port
     raise RuntimeError(
         f"no free port left in {PORT_RANGE.start}-{PORT_RANGE.stop - 1} on {HOST}; "
@@ -175,7 +176,7 @@ class LocalPlatform:
                 log.warning("stopping an unrecorded process of this member", member=member, pid=pid)
                 await asyncio.to_thread(processes.stop, orphan)
         for port in (ports.client, ports.peer):
-            if not _port_free(port):
+            if not port_free(port):
                 raise RuntimeError(
                     f"port {port} of {member} is taken by another program; stop it or run "
                     f"`xlinefed local down {self.federation.name} --purge` and start again"
