@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.stack import KubeClient, Stack
+from tests.stack._client import api_enabled
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.stack
@@ -142,6 +143,11 @@ def test_custom_resource_propagates_to_the_chosen_member_only(
             what="Widget CRD established",
         )
     api_version = f"{CRD_GROUP}/v1"
+    wait_until(
+        lambda: api_enabled(karmada, chosen, api_version, "Widget"),
+        timeout=180,
+        what=f"Karmada to see the Widget API in {chosen}",
+    )
     karmada.create(
         {
             "apiVersion": api_version,

@@ -95,7 +95,7 @@ def test_the_generated_states_reach_every_step():
     answer does not change from run to run)."""
     kinds: Counter[str] = Counter()
 
-    @settings(max_examples=600, deadline=None, database=None, derandomize=True)
+    @settings(max_examples=2000, deadline=None, database=None, derandomize=True)
     @given(any_situation())
     def collect(situation: tuple[Desired, Observed]) -> None:
         kinds[plan(*situation).kind] += 1
