@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from xlinefed.consensus import errors
 from xlinefed.consensus.client import (
     ClientSettings,
     ConsensusClient,
     EndpointStatus,
     MemberInfo,
 )
-from xlinefed.consensus.lock import MembershipLock
+from xlinefed.consensus.lock import LOCK_KEY, Fence, MembershipLock, parse_holder
 from xlinefed.logs import get_logger
 from xlinefed.planner import (
     AddLearner,
@@ -30,24 +31,49 @@ from xlinefed.planner import (
     Desired,
     Done,
     Observed,
-    ObservedMember,
     PromoteLearner,
     RemoveMember,
     RestartMember,
     StartMember,
     StartMode,
     Step,
+    StopMember,
     TransferLeadership,
     Wait,
+    WipeData,
     plan,
 )
-from xlinefed.platform import MemberRuntime, Platform
-from xlinefed.topology import parse_member_name
+from xlinefed.planner.observation import (
+    ListEntry,
+    MemberRuntime,
+    RawObservation,
+    StatusAnswer,
+    build_observed,
+    candidate_leader,
+    name_of,
+)
+from xlinefed.platform import Platform
 
 log = get_logger(__name__)
 
 #: Where each executor publishes the template its members run, for the other clusters.
 REVISIONS_PREFIX = "/xlinefed/revisions/"
+#: When each learner was added (wall-clock seconds), by the executor that added it.
+JOINED_PREFIX = "/xlinefed/joined/"
+
+
+def _answer(status: EndpointStatus) -> StatusAnswer:
+    return StatusAnswer(
+        member_id=status.member_id,
+        leader_id=status.leader_id,
+        term=status.raft_term,
+        applied_index=status.raft_applied_index,
+        version=status.version,
+    )
+
+
+def _entry(info: MemberInfo) -> ListEntry:
+    return ListEntry(info.id, info.name, info.peer_urls, info.client_urls, info.is_learner)
 
 
 @dataclass(frozen=True)
@@ -81,22 +107,16 @@ class Executor:
     #: How long a lock-needing step waits for the lock before giving up this pass.
     lock_timeout: float = 5.0
     clock: Callable[[], float] = time.monotonic
+    #: The planner's `now` (compared with times recorded in specs and in the store).
+    wall_clock: Callable[[], float] = time.time
     _lock_ttl: int = field(default=10)
 
     # --- observation ---------------------------------------------------------------
     def _endpoints(self, names: Sequence[str]) -> list[str]:
         return [self.platform.client_url(n) for n in names]
 
-    def _name_of(self, info: MemberInfo, desired: Desired, names: Sequence[str]) -> str:
-        if info.name:
-            return info.name
-        by_peer = {self.platform.peer_url(n): n for n in names}
-        for url in info.peer_urls:
-            if url in by_peer:
-                return by_peer[url]
-        return f"unknown-{info.id:x}"
-
     async def observe(self, desired: Desired) -> Snapshot:
+        """Ask everyone, interpret nothing: `build_observed` decides what it means."""
         names = sorted({m.name for m in desired.members} | set(await self.platform.known_members()))
         runtimes = dict(
             zip(
@@ -106,126 +126,158 @@ class Executor:
         # Our running members, and every member we cannot see ourselves (its health can
         # only come over gRPC).
         probe = [n for n in names if runtimes[n].running or not self.platform.sees(n)]
-        member_list: tuple[MemberInfo, ...] = ()
+        peer_urls = {n: self.platform.peer_url(n) for n in names}
+        member_list: tuple[MemberInfo, ...] | None = None
+        list_source: str | None = None
+        confirmed = False
+        other_lists: dict[str, tuple[MemberInfo, ...]] = {}
         published: dict[str, dict[str, str]] = {}
+        joined: dict[str, float] = {}
         statuses: dict[str, EndpointStatus] = {}
         lock_holder: str | None = None
-        known = False
         if probe:
-            # Observation must be quick: a short retry budget, then "not known".
-            # Several attempts fit in the budget, so one member that does not answer in
-            # time (partitioned, electing) does not hide the others.
+            # Observation must be quick: one short attempt per member, then "not known".
             settings = ClientSettings(
                 rpc_timeout=self.request_timeout / 3, retry_deadline=self.request_timeout
             )
+            timeout = self.request_timeout / 3
             async with ConsensusClient(self._endpoints(probe), settings=settings) as client:
-                results = await asyncio.gather(
-                    *(client.status(self.platform.client_url(n)) for n in probe),
-                    return_exceptions=True,
-                )
-                for name, result in zip(probe, results, strict=True):
-                    if isinstance(result, EndpointStatus) and not result.errors:
-                        statuses[name] = result
-                # Ask members that know a leader first: a partitioned one would hold the
-                # linearizable read below until the deadline and fake "no quorum".
-                answered = [n for n in probe if n in statuses]
-                client.set_endpoints(
-                    self._endpoints(answered + [n for n in probe if n not in statuses])
-                )
-                try:
-                    member_list = tuple(await client.member_list(deadline=self.request_timeout))
-                    # etcd 3.4 answers a member list from one member's local view; the
-                    # linearizable read of the lock key is what proves a quorum answered.
-                    holder = await MembershipLock(client, self.holder_id).holder()
-                    known = True
+                await self._statuses(client, probe, statuses, timeout)
+                other_lists = await self._other_lists(client, list(statuses), timeout)
+                await self._probe_unlisted(client, other_lists, names, peer_urls, statuses, timeout)
+                # The leader serves the list destructive steps act on; any member's list
+                # is still enough to heal (start what crashed) when no leader is known.
+                candidate = candidate_leader({n: _answer(s) for n, s in statuses.items()})
+                sources = [candidate] if candidate else []
+                sources += [n for n in statuses if n != candidate]
+                for source in sources:
+                    url = statuses[source].endpoint
+                    try:
+                        listed = tuple(await client.member_list_at(url, timeout=timeout))
+                        # The linearizable read through the same endpoint proves a quorum
+                        # stands behind that view (etcd 3.4 serves lists from local state).
+                        holder = parse_holder(await client.get_at(url, LOCK_KEY, timeout=timeout))
+                    except errors.ConsensusError as error:
+                        log.debug("member list not confirmed", source=source, error=str(error))
+                        continue
+                    member_list, list_source, confirmed = listed, source, True
                     if holder is not None and holder.holder != self.holder_id:
                         lock_holder = holder.holder
-                    published = await self._published(client, runtimes)
-                except Exception as error:  # any failure means "no quorum answered"
-                    log.debug("store unreadable", error=str(error))
-                await self._probe_unlisted(client, member_list, desired, names, statuses)
-        if known and not await self.platform.formed():
+                    client.set_endpoints([url])
+                    try:
+                        published = await self._published(client, runtimes)
+                        joined = await self._joined(client)
+                    except errors.ConsensusError as error:
+                        log.debug("store records unreadable", error=str(error))
+                    break
+        if confirmed and not await self.platform.formed():
             await self.platform.mark_formed()
-        formed = known or await self.platform.formed()
-        by_id = {info.id: info for info in member_list}
-        leader_ids = {s.leader_id for s in statuses.values() if s.leader_id}
-        leader: str | None = None
-        if len(leader_ids) == 1:
-            leader_info = by_id.get(next(iter(leader_ids)))
-            if leader_info is not None:
-                leader = self._name_of(leader_info, desired, names)
-        listed = {self._name_of(info, desired, names): info for info in member_list}
-        members = []
-        for name in sorted(set(names) | set(listed)):
-            info = listed.get(name)
-            status = statuses.get(name)
-            runtime = runtimes.get(name, MemberRuntime())
-            if not self.platform.sees(name):
-                # Another cluster's member: its health comes over gRPC, its template from
-                # what its own operator published in the store.
+        formation = await self.platform.formation(desired)
+        raw = RawObservation(
+            now=self.wall_clock(),
+            federation=self.federation,
+            names=tuple(names),
+            seen=frozenset(n for n in names if self.platform.sees(n)),
+            runtimes=runtimes,
+            statuses={n: _answer(s) for n, s in statuses.items()},
+            member_list=None if member_list is None else tuple(map(_entry, member_list)),
+            list_source=list_source,
+            confirmed=confirmed,
+            other_lists={
+                n: tuple(map(_entry, lst)) for n, lst in other_lists.items() if n != list_source
+            },
+            published=published,
+            joined=joined,
+            lock_holder=lock_holder,
+            formed=confirmed or await self.platform.formed(),
+            formation=formation,
+            peer_urls=peer_urls,
+        )
+        observed = build_observed(raw)
+        for name in names:
+            if not self.platform.sees(name) and (m := observed.member(name)) is not None:
                 record = published.get(name, {})
-                runtime = MemberRuntime(
-                    present=status is not None,
-                    running=status is not None,
-                    has_data=info is not None,
-                    revision=record.get("revision"),
+                runtimes[name] = MemberRuntime(
+                    present=m.present,
+                    running=m.running,
+                    has_data=m.has_data,
+                    revision=m.revision,
                     version=record.get("version"),
                 )
-                runtimes[name] = runtime
-            place = parse_member_name(self.federation, name)
-            members.append(
-                ObservedMember(
-                    name=name,
-                    cluster=place[0] if place else None,
-                    ordinal=place[1] if place else None,
-                    member_id=info.id if info else None,
-                    is_learner=bool(info and info.is_learner),
-                    ever_started=bool(info and info.name),
-                    present=runtime.present,
-                    running=runtime.running,
-                    has_data=runtime.has_data,
-                    healthy=status is not None,
-                    applied_index=status.raft_applied_index if status else None,
-                    revision=runtime.revision,
-                )
-            )
-        observed = Observed(
-            now=self.clock(),
-            members=tuple(members),
-            member_list_known=known,
-            formed=formed,
-            leader=leader,
-            lock_holder=lock_holder,
+        return Snapshot(observed, member_list or (), statuses, runtimes, lock_holder)
+
+    async def _statuses(
+        self,
+        client: ConsensusClient,
+        names: Sequence[str],
+        statuses: dict[str, EndpointStatus],
+        timeout: float,
+    ) -> None:
+        results = await asyncio.gather(
+            *(client.status(self.platform.client_url(n), timeout=timeout) for n in names),
+            return_exceptions=True,
         )
-        return Snapshot(observed, member_list, statuses, runtimes, lock_holder)
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, EndpointStatus) and not result.errors:
+                statuses[name] = result
+
+    async def _other_lists(
+        self, client: ConsensusClient, names: Sequence[str], timeout: float
+    ) -> dict[str, tuple[MemberInfo, ...]]:
+        """Every other member's own view of the list: a member some view still has is
+        never wiped or re-added."""
+        results = await asyncio.gather(
+            *(client.member_list_at(self.platform.client_url(n), timeout=timeout) for n in names),
+            return_exceptions=True,
+        )
+        return {
+            name: tuple(result)
+            for name, result in zip(names, results, strict=True)
+            if isinstance(result, list)
+        }
 
     async def _probe_unlisted(
         self,
         client: ConsensusClient,
-        member_list: Sequence[MemberInfo],
-        desired: Desired,
+        lists: dict[str, tuple[MemberInfo, ...]],
         names: Sequence[str],
+        peer_urls: dict[str, str],
         statuses: dict[str, EndpointStatus],
+        timeout: float,
     ) -> None:
-        """Members in the list that nobody asked yet: another cluster's member that the
-        spec no longer wants (being scaled in, perhaps still leading) must be seen too, or
-        the leader's index is unknown and no learner could ever count as caught up."""
-        extra = {
-            name: info.client_urls[0]
-            for info in member_list
-            if info.client_urls
-            and (name := self._name_of(info, desired, names)) not in statuses
-            and name not in names
-        }
+        """Members some answering member lists that nobody asked yet: another cluster's
+        member that the spec no longer wants (being scaled in, perhaps still leading)
+        must be seen too, or the leader is unknown and nothing can proceed."""
+        extra: dict[str, str] = {}
+        for entries in lists.values():
+            for info in entries:
+                name = name_of(_entry(info), peer_urls)
+                if info.client_urls and name not in names and name not in statuses:
+                    extra[name] = info.client_urls[0]
         results = await asyncio.gather(
-            *(client.status(url) for url in extra.values()), return_exceptions=True
+            *(client.status(url, timeout=timeout) for url in extra.values()),
+            return_exceptions=True,
         )
         for name, result in zip(extra, results, strict=True):
             if isinstance(result, EndpointStatus) and not result.errors:
                 statuses[name] = result
+        more = [n for n in extra if n in statuses]
+        lists.update(await self._other_lists(client, more, timeout))
 
     def _revision_key(self, member: str) -> str:
         return f"{REVISIONS_PREFIX}{self.federation}/{member}"
+
+    def _joined_key(self, member: str) -> str:
+        return f"{JOINED_PREFIX}{self.federation}/{member}"
+
+    async def _joined(self, client: ConsensusClient) -> dict[str, float]:
+        """When each learner was added (for the grace period of a cluster that never
+        starts its learner)."""
+        prefix = f"{JOINED_PREFIX}{self.federation}/"
+        return {
+            kv.key.decode()[len(prefix) :]: float(kv.value)
+            for kv in await client.get_prefix(prefix)
+        }
 
     async def _published(
         self, client: ConsensusClient, runtimes: dict[str, MemberRuntime]
@@ -273,11 +325,13 @@ class Executor:
         return outcome
 
     def _running_endpoints(self, snapshot: Snapshot) -> list[str]:
-        """Running members' URLs, those that answered with a leader first: a member cut off
-        from the quorum would time out the lease grant and stall every locked step."""
+        """The leader first, then members that answered: a member cut off from the quorum
+        would time out the lease grant and stall every locked step."""
         running = [n for n, r in snapshot.runtimes.items() if r.running]
-        ordered = [n for n in running if n in snapshot.statuses]
-        return self._endpoints(ordered + [n for n in running if n not in snapshot.statuses])
+        leader = snapshot.observed.leader
+        ordered = [leader] if leader else []
+        ordered += [n for n in running if n in snapshot.statuses and n != leader]
+        return self._endpoints(ordered + [n for n in running if n not in ordered])
 
     async def _apply_locked(self, desired: Desired, step: Step, snapshot: Snapshot) -> Outcome:
         endpoints = self._running_endpoints(snapshot)
@@ -288,9 +342,10 @@ class Executor:
             lock_wait = self.clock() - waited_from
             try:
                 pending = await lock.pending_step()
-                if pending is not None:
+                if pending is not None and pending.holder != self.holder_id:
                     # The planner is level-triggered: observing again and planning from the
-                    # real state finishes (or supersedes) whatever was left half done.
+                    # real state finishes (or supersedes) whatever was left half done; see
+                    # README "How it works" for each half-done case.
                     log.info(
                         "a previous holder left a step unfinished; re-planning",
                         holder=pending.holder,
@@ -303,8 +358,7 @@ class Executor:
                     return Outcome(again, fresh, applied=False, lock_wait=lock_wait)
                 record = {"kind": step.kind, "member": step.member, "what": step.describe()}
                 await lock.record_step(token, record)
-                await lock.ensure_held(token)
-                await self.apply(step, fresh, desired)
+                await self.apply(step, fresh, desired, Fence(lock, token))
                 await lock.finish_step(token, record)
                 return Outcome(step, fresh, applied=True, lock_wait=lock_wait)
             finally:
@@ -324,49 +378,68 @@ class Executor:
             pairs.append((member, self.platform.peer_url(member)))
         return pairs
 
-    async def apply(self, step: Step, snapshot: Snapshot, desired: Desired) -> None:
+    async def apply(
+        self, step: Step, snapshot: Snapshot, desired: Desired, fence: Fence | None = None
+    ) -> None:
+        """Carry out `step` exactly as it says; every choice was made by the planner.
+
+        Changes the store cannot fence (membership RPCs, stopping or starting a voter)
+        are each preceded by a fresh proof that the lock is held, and bounded by it."""
         platform = self.platform
-        revision = desired.revision
+
+        async def prove(what: str) -> float:
+            if fence is None:
+                if step.needs_lock:
+                    raise AssertionError(f"{step.kind} needs the membership lock")
+                return self.request_timeout
+            return min(self.request_timeout, await fence.prove(what))
+
+        voter = (m := snapshot.observed.member(step.member or "")) is not None and m.is_voter
         match step:
-            case Bootstrap(members=members, initial_members=initial):
+            case Bootstrap(members=members, initial_members=initial, revision=revision):
                 cluster = [(m, platform.peer_url(m)) for m in initial]
                 for member in members:
                     await platform.start(member, StartMode.NEW, cluster, revision)
-            case StartMember(name=name, mode=StartMode.NEW):
-                cluster = [(m.name, platform.peer_url(m.name)) for m in desired.members]
+            case StartMember(name=name, mode=StartMode.NEW, revision=revision, initial_members=ini):
+                cluster = [(m, platform.peer_url(m)) for m in ini]
                 await platform.start(name, StartMode.NEW, cluster, revision)
-            case StartMember(name=name, mode=mode):
-                # A crashed member comes back on the template it ran, not the desired
-                # one: partitions and the rolling order decide when it moves on.
-                runtime = snapshot.runtimes.get(name)
-                await platform.start(
-                    name,
-                    mode,
-                    self._initial_from_list(snapshot, name),
-                    (runtime.revision if runtime else None) or revision,
-                )
+            case StartMember(name=name, mode=mode, revision=revision):
+                await platform.start(name, mode, self._initial_from_list(snapshot, name), revision)
             case AddLearner(name=name):
-                # A previous incarnation's process or data would confuse the new member.
-                await platform.stop(name)
-                await platform.wipe_data(name)
                 async with self._client(snapshot) as client:
-                    await client.member_add([platform.peer_url(name)], learner=True)
+                    budget = await prove(step.describe())
+                    await client.member_add(
+                        [platform.peer_url(name)], learner=True, deadline=budget
+                    )
+                    await client.put(self._joined_key(name), repr(self.wall_clock()))
             case PromoteLearner(name=name):
                 async with self._client(snapshot) as client:
-                    await client.member_promote(self._member_id(snapshot, name))
+                    budget = await prove(step.describe())
+                    await client.member_promote(self._member_id(snapshot, name), deadline=budget)
             case TransferLeadership(target=target):
                 async with self._client(snapshot) as client:
-                    await client.move_leader(self._member_id(snapshot, target))
-            case RemoveMember(name=name, member_id=member_id):
+                    budget = await prove(step.describe())
+                    await client.move_leader(self._member_id(snapshot, target), deadline=budget)
+            case RemoveMember(name=name, member_id=member_id, stop_after=stop_after):
                 async with self._client(snapshot) as client:
-                    await client.member_remove(member_id)
-                if name in {m.name for m in desired.members}:
-                    # A desired member removed for data loss comes back through AddLearner.
+                    budget = await prove(step.describe())
+                    await client.member_remove(member_id, deadline=budget)
+                if stop_after:
                     await platform.stop(name)
+            case StopMember(name=name):
+                await prove(step.describe())
+                await platform.stop(name)
+            case WipeData(name=name):
+                await prove(step.describe())
+                await platform.wipe_data(name)
             case DeleteMember(name=name, delete_data=delete_data):
                 await platform.delete(name, delete_data)
             case RestartMember(name=name, revision=revision):
+                if voter:
+                    await prove(f"stop {name}")
                 await platform.stop(name)
+                if voter:
+                    await prove(f"start {name}")
                 await platform.start(
                     name, StartMode.EXISTING, self._initial_from_list(snapshot, name), revision
                 )

@@ -19,6 +19,8 @@ from xlinefed.api.conditions import condition
 from xlinefed.api.models import (
     ConditionType,
     ConsensusStatus,
+    DepartedCluster,
+    FormationSpec,
     MemberClusterSpec,
     MemberStatus,
     Phase,
@@ -28,6 +30,7 @@ from xlinefed.api.models import (
     spec_hash,
 )
 from xlinefed.api.validation import warnings_for
+from xlinefed.planner.desired import desired_from, epoch_seconds
 from xlinefed.topology import split
 
 LABEL_FEDERATION = "xlinefed.io/federation"
@@ -68,8 +71,54 @@ def drained(view: ClusterView, expected: XlineCluster) -> bool:
     )
 
 
-def _split_with(federation: XlineFederation, leaving: list[str]) -> dict[str, XlineCluster]:
-    """The split, with clusters on their way out kept at zero replicas in every topology."""
+def lost_and_drained(
+    cluster: str,
+    existing: Mapping[str, ClusterView],
+    departed: Mapping[str, DepartedCluster],
+    grace: float,
+    now: str,
+) -> bool:
+    """A departed cluster past its grace period that no other cluster lists a member of:
+    the remaining clusters drained it (it may never report again)."""
+    since = departed.get(cluster)
+    if since is None or epoch_seconds(now) - epoch_seconds(since.since) < grace:
+        return False
+    return not any(
+        m.role is not None
+        for other, view in existing.items()
+        if other != cluster
+        for m in _members_of(view.status, cluster)
+    )
+
+
+def formation_for(
+    federation: XlineFederation,
+    existing: Mapping[str, ClusterView],
+    now: str,
+    previous: ConsensusStatus | None,
+) -> FormationSpec:
+    """The bootstrap authority: the initial members are fixed at the first placement and
+    never change; "formed" becomes true once any cluster saw a quorum, and stays."""
+    recorded = previous.formation if previous else None
+    if recorded is None:
+        initial = desired_from(federation).proposed_initial_members()
+        recorded = FormationSpec(initial_members=list(initial))
+    formed = recorded.formed or any(
+        v.status is not None and v.status.formed for v in existing.values()
+    )
+    if formed and not recorded.formed:
+        recorded = recorded.model_copy(update={"formed": True, "formed_at": now})
+    return recorded
+
+
+def _split_with(
+    federation: XlineFederation,
+    leaving: list[str],
+    formation: FormationSpec,
+    departed: list[DepartedCluster],
+) -> dict[str, XlineCluster]:
+    """The split, with clusters on their way out kept at zero replicas in every topology,
+    and the federation-wide facts every cluster needs (formation, departures)."""
     topology = [
         *federation.spec.clusters,
         *(MemberClusterSpec(id=c, replicas=0) for c in leaving),
@@ -77,7 +126,15 @@ def _split_with(federation: XlineFederation, leaving: list[str]) -> dict[str, Xl
     widened = federation.model_copy(
         update={"spec": federation.spec.model_copy(update={"clusters": topology})}
     )
-    return split(widened)
+    kept = [d for d in departed if d.id in leaving]
+    return {
+        cluster_id: cluster.model_copy(
+            update={
+                "spec": cluster.spec.model_copy(update={"formation": formation, "departed": kept})
+            }
+        )
+        for cluster_id, cluster in split(widened).items()
+    }
 
 
 def plan_federation(
@@ -88,13 +145,24 @@ def plan_federation(
 ) -> FederationPlan:
     listed = {c.id for c in federation.spec.clusters}
     leaving = sorted(set(existing) - listed)
-    wanted = _split_with(federation, leaving)
-    gone = tuple(c for c in leaving if drained(existing[c], wanted[c]))
+    formation = formation_for(federation, existing, now, previous)
+    before = {d.id: d for d in (previous.departed if previous else [])}
+    departures = {c: before.get(c) or DepartedCluster(id=c, since=now) for c in leaving}
+    departed = [departures[c] for c in leaving]
+    wanted = _split_with(federation, leaving, formation, departed)
+    grace = float(federation.spec.lost_cluster_grace_period_seconds)
+    gone = tuple(
+        c
+        for c in leaving
+        if drained(existing[c], wanted[c]) or lost_and_drained(c, existing, departures, grace, now)
+    )
     if gone:
         # Deleted clusters leave the others' topology too.
         leaving = [c for c in leaving if c not in gone]
-        wanted = _split_with(federation, leaving)
+        departed = [departures[c] for c in leaving]
+        wanted = _split_with(federation, leaving, formation, departed)
     status = aggregate_status(federation, wanted, existing, tuple(leaving), now, previous)
+    status = status.model_copy(update={"formation": formation, "departed": departed})
     return FederationPlan(wanted, gone, tuple(leaving), status)
 
 

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from xlinefed.planner.model import Desired, Formation
+from xlinefed.planner.observation import MemberRuntime
 from xlinefed.planner.steps import StartMode
 
-
-@dataclass(frozen=True)
-class MemberRuntime:
-    present: bool = False
-    running: bool = False
-    has_data: bool = False
-    revision: str | None = None
-    version: str | None = None
+__all__ = ["MemberRuntime", "Platform"]
 
 
 class Platform(Protocol):
@@ -54,3 +48,9 @@ class Platform(Protocol):
     async def formed(self) -> bool: ...
 
     async def mark_formed(self) -> None: ...
+
+    async def formation(self, desired: Desired) -> Formation:
+        """The bootstrap authority: who may bootstrap, and whether the federation formed.
+        Kubernetes: the XlineCluster's spec (written by the federation tier); local: the
+        controller's state (recorded once, at the first bootstrap)."""
+        ...

@@ -168,7 +168,7 @@ class Runner:
     def _plan(self, scope: frozenset[str] | None) -> tuple[Step, list[str]]:
         sim = self.world
         desired = sim.desired if scope is None else replace(sim.desired, scope=scope)
-        observed = sim.observe()
+        observed = sim.observe(scope)
         step = plan(desired, observed)
         stats.count_step()
         return step, [f"VIOLATION: {p}" for p in all_invariants(desired, observed, step)]

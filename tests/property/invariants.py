@@ -24,8 +24,10 @@ from xlinefed.planner import (
     StartMember,
     StartMode,
     Step,
+    StopMember,
     TransferLeadership,
     Wait,
+    WipeData,
 )
 from xlinefed.planner.quorum import majority
 
@@ -49,6 +51,18 @@ def caught_up(d: Desired, o: Observed, m: ObservedMember) -> bool:
     if leader is None or leader.applied_index is None or m.applied_index is None:
         return False
     return leader.applied_index - m.applied_index <= d.max_promote_lag
+
+
+def counts(d: Desired, o: Observed, m: ObservedMember) -> bool:
+    """A voter that counts toward a quorum: it answered, follows the confirmed leader in
+    its term, and is caught up with it (DESIGN.md, "Safety in a world with real faults")."""
+    return (
+        m.healthy
+        and o.leader is not None
+        and m.names_leader == o.leader
+        and m.term == o.term
+        and caught_up(d, o, m)
+    )
 
 
 def lost_data(m: ObservedMember) -> bool:
@@ -109,22 +123,22 @@ def invariant_2(d: Desired, o: Observed, step: Step) -> list[str]:
     vs = voters(o)
     t = target(o, step)
     if isinstance(step, PromoteLearner):
-        healthy = sum(1 for v in vs if v.healthy) + int(t is not None and t.healthy)
-        if healthy < majority(len(vs) + 1):
-            return [f"{step.describe()} leaves {healthy} healthy of {len(vs) + 1} voters"]
+        sound = sum(1 for v in vs if counts(d, o, v)) + int(t is not None and counts(d, o, t))
+        if sound < majority(len(vs) + 1):
+            return [f"{step.describe()} leaves {sound} caught-up of {len(vs) + 1} voters"]
         return []
-    if not isinstance(step, RestartMember | RemoveMember | DeleteMember):
+    if not isinstance(step, RestartMember | RemoveMember | DeleteMember | StopMember):
         return []
     if t is None or not t.is_voter:
         return []
-    if isinstance(step, DeleteMember):
+    if isinstance(step, DeleteMember | StopMember):
         return [f"{step.describe()}: it is a voter"]
     if isinstance(step, RestartMember) and len(vs) == 1:
         return []  # a single voter cannot roll without downtime; the planner accepts it
     after = len(vs) - 1 if isinstance(step, RemoveMember) else len(vs)
-    left = sum(1 for v in vs if v.healthy and v.name != t.name)
+    left = sum(1 for v in vs if counts(d, o, v) and v.name != t.name)
     if after == 0 or left < majority(after):
-        return [f"{step.describe()} leaves {left} healthy of {after} voters"]
+        return [f"{step.describe()} leaves {left} caught-up of {after} voters"]
     return []
 
 
@@ -158,6 +172,13 @@ def invariant_3(d: Desired, o: Observed, step: Step) -> list[str]:
         return [f"starts learner {t.name} as a new cluster"]
     if isinstance(step, Bootstrap) and (o.formed or o.member_list_known):
         return ["bootstraps a cluster that has formed"]
+    if isinstance(step, Bootstrap) and o.formation is not None:
+        if o.formation.formed:
+            return ["bootstraps although the federation formed"]
+        if set(step.initial_members) != set(o.formation.initial_members):
+            return [f"bootstraps {step.initial_members}, not the recorded initial members"]
+        if not set(step.members) <= set(o.formation.initial_members):
+            return [f"bootstraps {step.members}, which are not all initial members"]
     dynamic = isinstance(step, Bootstrap) and d.bootstrap is BootstrapMode.DYNAMIC
     if dynamic and len(step.initial_members) != 1:  # type: ignore[attr-defined]
         return [f"dynamic bootstrap with {len(step.initial_members)} initial members"]
@@ -179,11 +200,7 @@ def invariant_4(d: Desired, o: Observed, step: Step) -> list[str]:
     if t is None or not (t.is_voter and t.running and t.healthy) or t.name == step.source:
         return [f"{step.describe()}: the target is not another healthy voter"]
     wanted = {m.name for m in d.members}
-    candidates = [
-        m
-        for m in vs
-        if m.healthy and m.name != step.source and m.name in wanted and caught_up(d, o, m)
-    ]
+    candidates = [m for m in vs if counts(d, o, m) and m.name != step.source and m.name in wanted]
     if t.name not in {m.name for m in candidates}:
         return [f"{step.describe()}: the target is not a caught-up voter the spec wants"]
     updated = [m for m in candidates if m.revision == d.revision]
@@ -221,7 +238,8 @@ def invariant_5(d: Desired, o: Observed, step: Step) -> list[str]:
     behind = [
         m.name
         for m in listed(o)
-        if not (m.running and m.healthy and caught_up(d, o, m)) and m.name != t.name
+        if not (m.running and (counts(d, o, m) if m.is_voter else caught_up(d, o, m)))
+        and m.name != t.name
     ]
     if behind:
         problems.append(f"{step.describe()} while {behind} are not ready")
@@ -277,6 +295,32 @@ def invariant_6(d: Desired, o: Observed, step: Step) -> list[str]:
     return []
 
 
+def never_wipe_what_a_view_has(d: Desired, o: Observed, step: Step) -> list[str]:
+    """Nothing that runs, has data or appears in any observed member list is wiped or
+    re-added; data goes only once no list has the member and it is stopped."""
+    t = target(o, step)
+    if t is None:
+        return []
+    listed_somewhere = t.in_list or t.listed_elsewhere
+    if isinstance(step, AddLearner) and (listed_somewhere or t.running or t.has_data):
+        return [f"{step.describe()}: it is listed, runs or has data"]
+    if isinstance(step, WipeData) and (listed_somewhere or t.running):
+        return [f"{step.describe()}: it is listed or runs"]
+    if isinstance(step, StopMember) and listed_somewhere:
+        return [f"{step.describe()}: a member list has it"]
+    if isinstance(step, DeleteMember) and step.delete_data and listed_somewhere:
+        return [f"{step.describe()}: a member list has it"]
+    return []
+
+
+def destructive_steps_act_on_the_leaders_view(d: Desired, o: Observed, step: Step) -> list[str]:
+    """Removals, stops and wipes need a confirmed leader: its list is the truth."""
+    destructive = isinstance(step, RemoveMember | StopMember | WipeData | RestartMember)
+    if destructive and (o.leader is None or not o.member_list_known):
+        return [f"{step.describe()} without a confirmed leader's member list"]
+    return []
+
+
 def closed_set(d: Desired, o: Observed, step: Step) -> list[str]:
     """Exactly one step from the closed set; a Wait says why."""
     if type(step) not in ALL_STEPS:
@@ -296,6 +340,8 @@ INVARIANTS: tuple[Callable[[Desired, Observed, Step], list[str]], ...] = (
     invariant_4,
     invariant_5,
     invariant_6,
+    never_wipe_what_a_view_has,
+    destructive_steps_act_on_the_leaders_view,
 )
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.property.simulator import FEDERATION, make_desired
 from xlinefed.api.engines import Engine
 from xlinefed.api.models import BootstrapMode, ClusterOrder
-from xlinefed.planner import Desired, Observed, ObservedMember
+from xlinefed.planner import Desired, Formation, Observed, ObservedMember
 
 #: Examples per property test; raise it for a longer soak (`XLINEFED_PROPERTY_EXAMPLES`).
 EXAMPLES = int(os.environ.get("XLINEFED_PROPERTY_EXAMPLES", "300"))
@@ -132,14 +132,39 @@ def observeds(draw: st.DrawFn, desired: Desired) -> Observed:
         # The leader's applied index is the highest (it has everything committed).
         top = max((m.applied_index or 0) for m in members) + draw(st.integers(0, 20))
         members = [replace(m, applied_index=top) if m.name == leader else m for m in members]
+    members = [draw(_views_of(m, leader, chaos)) for m in members]
     members = draw(st.permutations(members))
+    formation = None
+    if draw(st.booleans()):
+        initial = draw(st.sampled_from((desired.proposed_initial_members(), ())))
+        formation = Formation(initial_members=initial, formed=draw(st.booleans()))
     return Observed(
         now=float(draw(st.integers(0, 10_000))),
         members=tuple(members),
         member_list_known=known,
         formed=known or draw(st.booleans()),
         leader=leader,
+        term=TERM if leader else None,
         lock_holder="another-executor" if draw(st.integers(0, 5)) == 0 else None,
+        formation=formation,
+    )
+
+
+TERM = 7
+
+
+@st.composite
+def _views_of(draw: st.DrawFn, m: ObservedMember, leader: str | None, chaos: int) -> ObservedMember:
+    """What a member's own answers say: whom it follows, in which term (cut off: nobody,
+    or an older term), and whether some member's list still has it."""
+    follows = m.healthy and leader is not None and not _flaw(draw, chaos // 2)
+    term = TERM if follows else draw(st.sampled_from((TERM - 1, TERM, TERM + 1)))
+    return replace(
+        m,
+        names_leader=leader if follows else None,
+        term=term if m.healthy else None,
+        listed_elsewhere=_flaw(draw, chaos // 3),
+        joined_at=float(draw(st.integers(0, 10_000))) if m.is_learner and _flaw(draw, 50) else None,
     )
 
 
@@ -177,6 +202,7 @@ def steady_situations(draw: st.DrawFn) -> tuple[Desired, Observed]:
             healthy=True,
             applied_index=10_000,
             revision=draw(st.sampled_from(REVISIONS)),
+            term=TERM,
         )
         for n, (c, i) in enumerate((c, i) for c, r in old.items() for i in range(r))
     ]
@@ -199,28 +225,57 @@ def steady_situations(draw: st.DrawFn) -> tuple[Desired, Observed]:
                 healthy=running,
                 applied_index=draw(st.sampled_from((0, 9_000, 9_995, 10_000))) if running else None,
                 revision=desired.revision if running else None,
+                term=TERM if running else None,
+            )
+        )
+    leftover = [m for m in missing if m.name not in {x.name for x in members}]
+    if leftover and draw(st.integers(0, 3)) == 0:
+        # An earlier incarnation of a wanted member: removed, but it left data behind
+        # (and may still run, cut off from hearing that it was removed).
+        old_one = draw(st.sampled_from(leftover))
+        running = draw(st.booleans())
+        members.append(
+            ObservedMember(
+                name=old_one.name,
+                cluster=old_one.cluster,
+                ordinal=old_one.ordinal,
+                present=True,
+                running=running,
+                has_data=True,
+                healthy=running,
+                applied_index=5_000 if running else None,
+                revision=desired.revision,
+                term=TERM - 1 if running else None,
+                listed_elsewhere=draw(st.integers(0, 3)) == 0,
             )
         )
     if members and draw(st.integers(0, 3)) == 0:
         i = draw(st.integers(0, len(members) - 1))
-        fault = draw(st.sampled_from(("crash", "lag", "sick", "lost")))
+        fault = draw(st.sampled_from(("crash", "lag", "sick", "lost", "cut", "stale")))
         m = members[i]
         members[i] = {
             "crash": replace(m, running=False, healthy=False, applied_index=None),
             "lag": replace(m, applied_index=m.applied_index and m.applied_index - 5000),
             "sick": replace(m, healthy=False, applied_index=None),
             "lost": replace(m, running=False, healthy=False, has_data=False, applied_index=None),
+            # answers, but follows nobody: cut off from its peers
+            "cut": replace(m, term=TERM + 1, applied_index=9_000),
+            "stale": replace(m, listed_elsewhere=True),
         }[fault]
-    electable = [m.name for m in members if m.is_voter and m.healthy]
+    electable = [m.name for m in members if m.is_voter and m.healthy and m.term == TERM]
     leader = draw(st.sampled_from(electable)) if electable else None
     top = 10_000 + draw(st.sampled_from((0, 0, 5, 50)))
     members = [replace(m, applied_index=top) if m.name == leader else m for m in members]
+    members = [
+        replace(m, names_leader=leader) if m.healthy and m.term == TERM else m for m in members
+    ]
     return desired, Observed(
         now=0.0,
         members=tuple(draw(st.permutations(members))),
         member_list_known=bool(electable) and len(electable) * 2 > len(members),
         formed=True,
         leader=leader,
+        term=TERM if leader else None,
         lock_holder="another-executor" if draw(st.integers(0, 7)) == 0 else None,
     )
 

@@ -149,6 +149,34 @@ class UpdateStrategy(Model):
     )
 
 
+#: Members one federation can have (MAX_CLUSTERS clusters of at most 99).
+MAX_MEMBERS = 1024
+
+
+class FormationSpec(Model):
+    """Bootstrap authority, recorded once per federation by the federation tier and
+    carried in every XlineCluster's spec: who bootstraps, and whether it has formed.
+    Not for users to write: the federation operator owns it."""
+
+    initial_members: list[Dns1123Label] = Field(
+        max_length=MAX_MEMBERS,
+        description="Members that bootstrap with --initial-cluster-state new (static: the "
+        "spec's members when the federation was first placed; dynamic: the seed).",
+    )
+    formed: bool = Field(
+        default=False,
+        description="The federation has formed: every new member anywhere joins as a learner.",
+    )
+    formed_at: str | None = Field(default=None, description="When it formed (RFC 3339).")
+
+
+class DepartedCluster(Model):
+    """A cluster taken out of the federation's spec, still draining."""
+
+    id: Dns1123Label
+    since: str = Field(description="When it left the spec (RFC 3339).")
+
+
 class ConsensusTemplate(Model):
     """What every member runs: shared by both tiers."""
 
@@ -166,6 +194,13 @@ class ConsensusTemplate(Model):
         description="Extra engine flags, without the leading dashes.",
     )
     paused: bool = False
+    lost_cluster_grace_period_seconds: int = Field(
+        default=600,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="How long a cluster removed from the spec (or a learner its cluster never "
+        "starts) may stay unreachable before the remaining clusters remove its members.",
+    )
 
 
 class XlineFederationSpec(ConsensusTemplate):
@@ -178,6 +213,16 @@ class XlineClusterSpec(ConsensusTemplate):
     replicas: int = Field(ge=0, le=99)
     #: The whole topology, this cluster included, in federation order.
     clusters: list[MemberClusterSpec] = Field(min_length=1, max_length=MAX_CLUSTERS)
+    formation: FormationSpec | None = Field(
+        default=None,
+        description="Set by the federation operator: who bootstraps, and whether the "
+        "federation formed. Without it, a cluster of a multi-cluster topology never bootstraps.",
+    )
+    departed: list[DepartedCluster] = Field(
+        default_factory=list,
+        max_length=MAX_CLUSTERS,
+        description="Set by the federation operator: clusters leaving the federation.",
+    )
 
 
 class Condition(Model):
@@ -223,8 +268,13 @@ class ConsensusStatus(Model):
     current_step: StepStatus | None = None
     lock_holder: str | None = None
     warnings: list[str] = Field(default_factory=list)
-    #: The consensus cluster has formed once; static bootstrap starts members only before.
+    #: This tier saw the consensus cluster formed (its own record; the federation-wide
+    #: fact is `formation`).
     formed: bool = False
+    #: Federation tier only: the bootstrap authority it carries into every XlineCluster.
+    formation: FormationSpec | None = None
+    #: Federation tier only: clusters removed from the spec and still draining.
+    departed: list[DepartedCluster] = Field(default_factory=list)
     #: Hash of the spec this status describes (`spec_hash`), so that a copy of the spec
     #: elsewhere (the federation tier) can tell whether it has been reached.
     observed_spec: str | None = None

@@ -257,6 +257,10 @@ async def retrying(
                 "retrying", what=what, attempt=attempt, error=type(error).__name__, pause=pause
             )
             await asyncio.sleep(pause)
+            if time.monotonic() > end:
+                # A pause (a frozen process, a starved loop) outlived the budget: another
+                # attempt now would act later than the caller allowed.
+                raise
             attempt += 1
 
 
@@ -500,6 +504,33 @@ class ConsensusClient:
             return [_member(m) for m in resp.members]
 
         return await self._retry(call, what="member list", deadline=deadline)
+
+    async def member_list_at(
+        self, endpoint: str, *, timeout: float | None = None
+    ) -> list[MemberInfo]:
+        """The member list as the member behind `endpoint` serves it (one attempt, no
+        failover): the leader's is the one destructive steps may act on."""
+
+        async def call(s: _Stubs, t: float) -> list[MemberInfo]:
+            resp = await s.cluster.MemberList(
+                rpc_pb2.MemberListRequest(linearizable=True), timeout=t
+            )
+            return [_member(m) for m in resp.members]
+
+        return await self._on(endpoint, call, what="member list", timeout=timeout)
+
+    async def get_at(
+        self, endpoint: str, key: Bytes, *, timeout: float | None = None
+    ) -> KeyValue | None:
+        """A linearizable read served by the member behind `endpoint` (no failover): it
+        succeeds only while that member can reach a quorum."""
+        raw = _b(key)
+
+        async def call(s: _Stubs, t: float) -> KeyValue | None:
+            resp = await s.kv.Range(rpc_pb2.RangeRequest(key=raw, serializable=False), timeout=t)
+            return _kv(resp.kvs[0]) if resp.kvs else None
+
+        return await self._on(endpoint, call, what=f"get {raw!r}", timeout=timeout)
 
     async def member_add(
         self, peer_urls: Sequence[str], *, learner: bool = True, deadline: float | None = None

@@ -34,6 +34,7 @@ from xlinefed.consensus import errors
 from xlinefed.consensus.client import (
     Backoff,
     ConsensusClient,
+    KeyValue,
     Op,
     TxnResult,
     compare_create_revision,
@@ -337,11 +338,7 @@ class MembershipLock:
 
     async def holder(self) -> LockHolder | None:
         """Who holds the lock now (None when free)."""
-        kv = await self.client.get(self.key)
-        if kv is None:
-            return None
-        data = json.loads(kv.value)
-        return LockHolder(str(data["holder"]), kv.lease, kv.create_revision)
+        return parse_holder(await self.client.get(self.key))
 
     async def ensure_held(self, token: LockToken, margin: float | None = None) -> None:
         """Raise `LockNotHeld` unless `token` holds the lock with >= `margin` s of lease left.
@@ -362,6 +359,52 @@ class MembershipLock:
                 f"{token.holder}'s lock lease has {left}s left, less than the {need:.1f}s a "
                 "membership change may take; the keep-alive is failing, check the cluster"
             )
+
+
+class Fence:
+    """Re-proves, right before each change the store cannot fence (a membership RPC, a
+    stop or start of a voter), that the lock is still ours, and bounds how long that
+    change may take: the proof is good for half the lease TTL from when it was made. A
+    holder frozen (SIGSTOP, a starved loop) after the proof finds the budget spent when
+    it resumes and gives up instead of landing its change late."""
+
+    def __init__(self, lock: MembershipLock, token: LockToken) -> None:
+        self.lock = lock
+        self.token = token
+        self._proved_at: float | None = None
+
+    @property
+    def budget(self) -> float:
+        """Seconds a proof is good for."""
+        return self.token.ttl / 2
+
+    async def prove(self, what: str) -> float:
+        """Prove the lock is held; returns the seconds `what` may take."""
+        await self.lock.ensure_held(self.token)
+        self._proved_at = time.monotonic()
+        log.debug("lock proved", holder=self.token.holder, before=what)
+        return self.remaining(what)
+
+    def remaining(self, what: str) -> float:
+        """Seconds left of the last proof; raises `LockNotHeld` once it is spent."""
+        if self._proved_at is None:
+            raise errors.LockNotHeld(f"{what}: the membership lock was never proved held")
+        left = self.budget - (time.monotonic() - self._proved_at)
+        if left <= 0:
+            raise errors.LockNotHeld(
+                f"{what}: {self.token.holder}'s proof of the membership lock is "
+                f"{self.budget - left:.1f}s old, past the {self.budget:.1f}s it is good for "
+                "(the process was paused or starved); observe again and re-acquire"
+            )
+        return left
+
+
+def parse_holder(kv: KeyValue | None) -> LockHolder | None:
+    """The lock key's value as a holder (None when the key is absent: the lock is free)."""
+    if kv is None:
+        return None
+    data = json.loads(kv.value)
+    return LockHolder(str(data.get("holder", "?")), kv.lease, kv.create_revision)
 
 
 def _holder(result: TxnResult) -> LockHolder | None:

@@ -1,6 +1,6 @@
 """The pure core: `plan(desired, observed) -> Step`. No I/O, no clock, no randomness."""
 
-from xlinefed.planner.model import Desired, DesiredMember, Observed, ObservedMember
+from xlinefed.planner.model import Desired, DesiredMember, Formation, Observed, ObservedMember
 from xlinefed.planner.rules import plan
 from xlinefed.planner.steps import (
     ALL_STEPS,
@@ -14,8 +14,11 @@ from xlinefed.planner.steps import (
     StartMember,
     StartMode,
     Step,
+    StopMember,
     TransferLeadership,
     Wait,
+    WaitCode,
+    WipeData,
 )
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "Desired",
     "DesiredMember",
     "Done",
+    "Formation",
     "Observed",
     "ObservedMember",
     "PromoteLearner",
@@ -34,7 +38,10 @@ __all__ = [
     "StartMember",
     "StartMode",
     "Step",
+    "StopMember",
     "TransferLeadership",
     "Wait",
+    "WaitCode",
+    "WipeData",
     "plan",
 ]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 
 from xlinefed.api.engines import profile
 from xlinefed.api.models import ConsensusTemplate, ScaleInPolicy, XlineCluster, XlineFederation
-from xlinefed.planner.model import Desired, DesiredMember
+from xlinefed.planner.model import Desired, DesiredMember, Formation
 from xlinefed.topology import desired_members
 
 
@@ -44,4 +45,26 @@ def desired_from(
         delete_data_on_scale_in=spec.storage.on_scale_in is ScaleInPolicy.DELETE,
         paused=spec.paused,
         scope=scope,
+        departed={d.id: epoch_seconds(d.since) for d in getattr(spec, "departed", [])},
+        lost_cluster_grace=float(spec.lost_cluster_grace_period_seconds),
     )
+
+
+def epoch_seconds(rfc3339: str) -> float:
+    """`2026-12-01T20:00:00Z` → seconds since the epoch."""
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+def formation_of(cluster: XlineCluster, desired: Desired) -> Formation:
+    """The bootstrap authority an XlineCluster carries. Without one (written by hand, or
+    by an older federation operator) only a single-cluster topology may bootstrap, on its
+    own authority; a cluster of a wider topology waits for the federation tier."""
+    recorded = cluster.spec.formation
+    if recorded is not None:
+        return Formation(
+            initial_members=tuple(recorded.initial_members),
+            formed=recorded.formed,
+            formed_at=recorded.formed_at,
+        )
+    others = [c for c in cluster.spec.clusters if c.id != cluster.spec.cluster_id and c.replicas]
+    return Formation(initial_members=() if others else desired.proposed_initial_members())

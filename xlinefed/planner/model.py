@@ -35,16 +35,39 @@ class Desired:
     paused: bool = False
     #: The clusters this executor acts on (a member operator: its own); None = all (local).
     scope: frozenset[str] | None = None
+    #: Clusters the federation tier has taken out of the spec, with the wall-clock time
+    #: (seconds) they left. They stay in `clusters` at zero replicas so their own operator
+    #: drains them; once `lost_cluster_grace` has passed, the first remaining cluster's
+    #: executor drains whatever is left (the cluster may be gone for good).
+    departed: Mapping[str, float] = field(default_factory=dict)
+    #: Seconds a departed cluster, or a learner whose cluster never starts it, is given.
+    lost_cluster_grace: float = 600.0
 
-    def in_scope(self, cluster: str | None) -> bool:
+    def proposed_initial_members(self) -> tuple[str, ...]:
+        """The initial member set this spec proposes, for an authority to record once:
+        static, every member; dynamic, the first (the seed)."""
+        members = self.members if self.bootstrap is BootstrapMode.STATIC else self.members[:1]
+        return tuple(m.name for m in members)
+
+    def owner(self, cluster: str | None, now: float) -> str | None:
+        """The cluster whose executor acts on members of `cluster`.
+
+        A member of a cluster the spec no longer lists (or of none), or of a departed
+        cluster past its grace period, belongs to the first remaining cluster's executor,
+        so that a cluster that is gone is still drained by someone."""
+        remaining = [c for c in self.clusters if not self.expired(c, now)]
+        if cluster in remaining:
+            return cluster
+        return remaining[0] if remaining else (self.clusters[0] if self.clusters else None)
+
+    def expired(self, cluster: str | None, now: float) -> bool:
+        since = self.departed.get(cluster or "")
+        return since is not None and now - since >= self.lost_cluster_grace
+
+    def in_scope(self, cluster: str | None, now: float = 0.0) -> bool:
         if self.scope is None:
             return True
-        # A member of a cluster the spec no longer lists (or of none) belongs to the first
-        # cluster's executor, so that a cluster that is gone is still drained by someone.
-        owner = (
-            cluster if cluster in self.clusters else (self.clusters[0] if self.clusters else None)
-        )
-        return owner in self.scope
+        return self.owner(cluster, now) in self.scope
 
 
 @dataclass(frozen=True)
@@ -56,8 +79,12 @@ class ObservedMember:
     #: The consensus member id while it is in the member list, else None.
     member_id: int | None = None
     is_learner: bool = False
-    #: The member list shows it has started at least once (etcd: non-empty name).
+    #: The leader's member list shows it has started at least once: it published its
+    #: client URLs (a static initial member is listed by name before it ever runs).
     ever_started: bool = False
+    #: Some member other than the leader lists it (a stale or not yet applied view): it
+    #: must not be wiped or re-added while any view still has it.
+    listed_elsewhere: bool = False
     #: The platform has a process or pod for it (running or not).
     present: bool = False
     running: bool = False
@@ -66,6 +93,13 @@ class ObservedMember:
     #: It answered a status request in this observation.
     healthy: bool = False
     applied_index: int | None = None
+    #: The leader (by name) and the term its status named; a member cut off from its
+    #: peers names no leader, or another term.
+    names_leader: str | None = None
+    term: int | None = None
+    #: Wall-clock seconds at which it was added as a learner (recorded in the store by
+    #: the executor that added it); None when unknown.
+    joined_at: float | None = None
     #: The template revision its process was started with.
     revision: str | None = None
 
@@ -79,18 +113,42 @@ class ObservedMember:
 
 
 @dataclass(frozen=True)
+class Formation:
+    """Bootstrap authority: a federation-wide fact, never re-derived by one cluster from
+    what it can reach. The federation tier carries it in every XlineCluster's spec; the
+    local controller keeps it in its state."""
+
+    #: The members that start with `--initial-cluster-state new`, fixed once per
+    #: federation (static: the spec's members when it was first placed; dynamic: the
+    #: seed). Empty: no authority has decided yet, so nobody bootstraps.
+    initial_members: tuple[str, ...]
+    #: The federation has formed (some executor saw its quorum answer): from now on every
+    #: new member anywhere joins as a learner.
+    formed: bool = False
+    #: When it formed, for the wait reason (RFC 3339, as recorded).
+    formed_at: str | None = None
+
+
+@dataclass(frozen=True)
 class Observed:
-    #: Seconds on the executor's clock; the only notion of time the planner has.
+    #: Wall-clock seconds on the executor's clock; the only notion of time the planner has.
     now: float
     members: tuple[ObservedMember, ...]
-    #: The member list could be read (a quorum answered).
+    #: The leader's member list could be read and a linearizable read through the same
+    #: endpoint proved a quorum behind it.
     member_list_known: bool
-    #: The cluster has been formed once (recorded by the executor); static bootstrap
-    #: starts initial members only before that.
+    #: This executor has seen the cluster formed (its own record). The federation-wide
+    #: fact is `formation.formed`; either one forbids a bootstrap.
     formed: bool
+    #: The leader a majority of the listed voters names, in the majority's term, and
+    #: whose own status says it leads; None when no such leader is confirmed.
     leader: str | None = None
+    #: The term that leader leads in.
+    term: int | None = None
     #: The membership lock's holder if it is not us; None when free or ours.
     lock_holder: str | None = None
+    #: Who may bootstrap. None: derived from the spec (single-executor tests only).
+    formation: Formation | None = None
 
     def member(self, name: str) -> ObservedMember | None:
         for member in self.members:

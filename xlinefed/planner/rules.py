@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from xlinefed.api.models import BootstrapMode, ClusterOrder
-from xlinefed.planner.model import Desired, DesiredMember, Observed, ObservedMember
+from xlinefed.planner.model import Desired, DesiredMember, Formation, Observed, ObservedMember
 from xlinefed.planner.quorum import (
-    healthy_voters,
+    counting_voters,
     majority,
     safe_to_promote,
     safe_to_take_down,
@@ -33,8 +33,11 @@ from xlinefed.planner.steps import (
     StartMember,
     StartMode,
     Step,
+    StopMember,
     TransferLeadership,
     Wait,
+    WaitCode,
+    WipeData,
 )
 
 
@@ -70,21 +73,40 @@ class _View:
 
     @property
     def leader_index(self) -> int | None:
-        """The leader's applied index; if its own status is unknown, the highest index any
-        member reported (a lower bound of the leader's, so never too lenient)."""
+        """The leader's own applied index. Unknown means nobody counts as caught up: any
+        stand-in (the highest index someone else reported) is a lower bound of the
+        leader's and would make every gap look smaller than it is."""
         leader = self.leader
-        if leader is not None and leader.applied_index is not None:
-            return leader.applied_index
-        if self.observed.leader is None:
-            return None
-        indexes = [m.applied_index for m in self.listed if m.applied_index is not None]
-        return max(indexes, default=None)
+        return leader.applied_index if leader is not None else None
 
     def caught_up(self, member: ObservedMember) -> bool:
         lead = self.leader_index
         if lead is None or member.applied_index is None:
             return False
         return lead - member.applied_index <= self.desired.max_promote_lag
+
+    def sound(self, member: ObservedMember) -> bool:
+        """Counts toward a quorum: answered, names the confirmed leader in its term, and
+        is caught up with it. Answering alone proves nothing across clusters: a member
+        cut off from its peers still answers, naming no leader or another term."""
+        return (
+            member.healthy
+            and self.observed.leader is not None
+            and member.names_leader == self.observed.leader
+            and member.term == self.observed.term
+            and self.caught_up(member)
+        )
+
+    def ours(self, member: ObservedMember) -> bool:
+        return self.desired.in_scope(member.cluster, self.observed.now)
+
+    @property
+    def formation(self) -> Formation:
+        """Who may bootstrap. Without a recorded formation (single-executor tests and
+        tools only) the spec's members are the initial set."""
+        if self.observed.formation is not None:
+            return self.observed.formation
+        return Formation(initial_members=self.desired.proposed_initial_members())
 
     def cluster_rank(self, cluster: str | None) -> int:
         clusters = self.desired.clusters
@@ -96,7 +118,11 @@ Rule = Callable[[_View], Step | None]
 
 def plan(desired: Desired, observed: Observed) -> Step:
     if desired.paused:
-        return Wait("paused: spec.paused is true; set it to false to resume", retry_after=30.0)
+        return Wait(
+            "paused: spec.paused is true; set it to false to resume",
+            retry_after=30.0,
+            code=WaitCode.PAUSED,
+        )
     view = _View.of(desired, _in_spec_order(desired, observed))
     rules: tuple[Rule, ...] = (
         (_before_quorum,)
@@ -139,12 +165,25 @@ def _in_spec_order(desired: Desired, observed: Observed) -> Observed:
 def _respect_lock(view: _View, step: Step) -> Step:
     holder = view.observed.lock_holder
     if step.needs_lock and holder is not None:
-        return Wait(f"membership lock held by {holder}; next: {step.describe()}", retry_after=1.0)
+        return Wait(
+            f"membership lock held by {holder}; next: {step.describe()}",
+            retry_after=1.0,
+            code=WaitCode.LOCK_HELD,
+        )
     return step
 
 
 def _ours(view: _View, members: Iterable[ObservedMember]) -> list[ObservedMember]:
-    return [m for m in members if view.desired.in_scope(m.cluster)]
+    """Members this executor decides membership steps for (its own, plus those of
+    clusters that left the spec or whose grace period is over)."""
+    return [m for m in members if view.ours(m)]
+
+
+def _local(view: _View, members: Iterable[ObservedMember]) -> list[ObservedMember]:
+    """Members whose processes or pods this executor runs: only its own cluster's. A
+    member of a lost cluster can be removed by anyone, but only started by its own."""
+    scope = view.desired.scope
+    return [m for m in members if scope is None or m.cluster in scope]
 
 
 # --- before a quorum answers -------------------------------------------------------------
@@ -155,7 +194,7 @@ def _before_quorum(view: _View) -> Step:
     # Without a member list, a member the spec no longer wants may still be a voter the
     # quorum needs (a scale-in not done yet), so it is restarted too, after the wanted
     # ones; a deleted one (not present) has been removed from the list already.
-    crashed = [m for m in _ours(view, observed.members) if m.has_data and not m.running]
+    crashed = [m for m in _local(view, observed.members) if m.has_data and not m.running]
     crashed = [m for m in crashed if m.name in view.desired_names or m.present]
     if crashed:
         member = min(
@@ -166,32 +205,53 @@ def _before_quorum(view: _View) -> Step:
                 m.ordinal or 0,
             ),
         )
-        return StartMember(member.name, StartMode.EXISTING)
-    if not observed.formed and desired.members:
-        if desired.bootstrap is BootstrapMode.STATIC:
-            initial = desired.members
-        else:
-            initial = desired.members[:1]
-        to_start = [
-            m.name
-            for m in initial
-            if desired.in_scope(m.cluster)
-            and not view.observed_member(m.name).running
-            and not view.observed_member(m.name).has_data
-        ]
-        if to_start:
-            return Bootstrap(tuple(to_start), tuple(m.name for m in initial))
-        running = sum(1 for m in initial if view.observed_member(m.name).running)
-        return Wait(
-            f"bootstrapping: {running} of {len(initial)} initial members running, "
-            f"a quorum needs {majority(len(initial))}",
-            retry_after=1.0,
-        )
+        return StartMember(member.name, StartMode.EXISTING, revision=_start_revision(view, member))
+    formation = view.formation
     running = sum(1 for m in observed.members if m.running)
+    if formation.formed or observed.formed:
+        # One bootstrap per federation, ever: a cluster that cannot reach the others
+        # (its network is not up yet, or it is cut off) waits for them.
+        since = f" at {formation.formed_at}" if formation.formed_at else ""
+        return Wait(
+            "cannot reach a quorum of the federation (no leader answers with a majority "
+            f"behind it); not bootstrapping: it formed{since}. {running} member(s) running "
+            "here; waiting for a majority to answer",
+            retry_after=2.0,
+            code=WaitCode.FEDERATION_UNREACHABLE,
+        )
+    if not desired.members:
+        return Wait("no members wanted", retry_after=5.0, code=WaitCode.NO_QUORUM)
+    initial = formation.initial_members
+    if not initial:
+        return Wait(
+            "no bootstrap authority yet: spec.formation.initialMembers is unset (the "
+            "federation operator records it when it first places the federation)",
+            retry_after=5.0,
+            code=WaitCode.NO_BOOTSTRAP_AUTHORITY,
+        )
+    to_start = [
+        name
+        for name in initial
+        if name in view.desired_names
+        and view.ours(view.observed_member(name))
+        and not view.observed_member(name).running
+        and not view.observed_member(name).has_data
+    ]
+    if to_start:
+        return Bootstrap(tuple(to_start), initial, revision=desired.revision)
+    up = sum(1 for name in initial if (m := observed.member(name)) is not None and m.running)
     return Wait(
-        f"no quorum answers: {running} member(s) running; waiting for a majority to come back",
-        retry_after=2.0,
+        f"bootstrapping: {up} of {len(initial)} initial members running, "
+        f"a quorum needs {majority(len(initial))}",
+        retry_after=1.0,
+        code=WaitCode.BOOTSTRAPPING,
     )
+
+
+def _start_revision(view: _View, member: ObservedMember) -> str:
+    """A crashed member comes back on the template it ran, not the desired one: the
+    rolling order and partitions decide when it moves on."""
+    return member.revision or view.desired.revision
 
 
 # --- health first -------------------------------------------------------------------------
@@ -199,7 +259,12 @@ def _before_quorum(view: _View) -> Step:
 
 def _no_leader(view: _View) -> Step | None:
     if view.leader is None:
-        return Wait("no leader elected yet", retry_after=0.5)
+        return Wait(
+            "no leader confirmed: no member that leads is named by a majority of the voters "
+            "in its term",
+            retry_after=0.5,
+            code=WaitCode.NO_LEADER,
+        )
     return None
 
 
@@ -218,10 +283,16 @@ def _replace_lost_data(view: _View) -> Step | None:
                     f"shrink below {view.desired.engine.min_voters} voters to replace it "
                     "(Xline issue #447); restore the data or add a member first",
                     retry_after=30.0,
+                    code=WaitCode.ENGINE_LIMIT,
                 )
-            if not safe_to_take_down(view.observed.members, member.name, removes=True):
+            if not _safe(view, member, removes=True):
                 return _quorum_wait(view, f"remove {member.name}, whose data is gone")
-            return RemoveMember(member.name, member.member_id or 0, "its data is gone")
+            return RemoveMember(
+                member.name,
+                member.member_id or 0,
+                "its data is gone",
+                stop_after=member.name in view.desired_names and bool(_local(view, [member])),
+            )
     return None
 
 
@@ -230,7 +301,7 @@ def _start_listed(view: _View) -> Step | None:
     healed, a freshly added learner gets its process, a late static member joins."""
     candidates = [
         m
-        for m in _ours(view, view.listed)
+        for m in _local(view, view.listed)
         if not m.running
         and (m.has_data or not m.ever_started)
         and (m.name in view.desired_names or m.is_voter)
@@ -238,23 +309,31 @@ def _start_listed(view: _View) -> Step | None:
     if not candidates:
         return None
     member = min(candidates, key=lambda m: (view.cluster_rank(m.cluster), m.ordinal or 0))
-    static_initial = (
-        member.is_voter
-        and not member.ever_started
-        and not member.has_data
-        and view.desired.bootstrap is BootstrapMode.STATIC
-    )
-    return StartMember(member.name, StartMode.NEW if static_initial else StartMode.EXISTING)
+    initial = view.formation.initial_members
+    # A static initial member that never ran (it never published client URLs) starts
+    # with the initial cluster, as the others did; etcd lets it join late that way.
+    late_initial = member.is_voter and not member.ever_started and member.name in initial
+    if late_initial and view.desired.bootstrap is BootstrapMode.STATIC:
+        return StartMember(
+            member.name, StartMode.NEW, revision=view.desired.revision, initial_members=initial
+        )
+    return StartMember(member.name, StartMode.EXISTING, revision=_start_revision(view, member))
+
+
+def _safe(view: _View, member: ObservedMember, *, removes: bool) -> bool:
+    return safe_to_take_down(view.observed.members, member.name, removes=removes, counts=view.sound)
 
 
 def _quorum_wait(view: _View, action: str) -> Wait:
     members = view.observed.members
-    sick = sorted(m.name for m in voters(members) if not m.healthy)
+    sick = sorted(m.name for m in voters(members) if not view.sound(m))
     return Wait(
-        f"cannot {action} yet: {healthy_voters(members)} of {len(voters(members))} voters "
-        f"healthy (unhealthy: {', '.join(sick) or 'none'}), and the step must leave a "
-        "majority healthy",
+        f"cannot {action} yet: {counting_voters(members, view.sound)} of "
+        f"{len(voters(members))} voters healthy and caught up with the leader (not: "
+        f"{', '.join(sick) or 'none'}), and the step must leave a majority of the "
+        "configuration after it",
         retry_after=1.0,
+        code=WaitCode.QUORUM_AT_RISK,
     )
 
 
@@ -262,14 +341,41 @@ def _quorum_wait(view: _View, action: str) -> Wait:
 
 
 def _finish_learner(view: _View) -> Step | None:
-    """A learner in the list is promoted once caught up; one not wanted is removed."""
+    """A learner in the list is promoted once caught up; one not wanted is removed; one
+    whose cluster never starts it is removed after the grace period."""
     for learner in (m for m in view.listed if m.is_learner):
         if learner.name not in view.desired_names:
             continue  # _remove_strays handles it
-        if not view.desired.in_scope(learner.cluster):
-            return Wait(f"learner {learner.name} of cluster {learner.cluster} is joining")
+        if not view.ours(learner):
+            joined = learner.joined_at
+            stale = (
+                not learner.healthy
+                and joined is not None
+                and view.observed.now - joined >= view.desired.lost_cluster_grace
+            )
+            if stale:
+                return RemoveMember(
+                    learner.name,
+                    learner.member_id or 0,
+                    f"cluster {learner.cluster} did not start it within "
+                    f"{view.desired.lost_cluster_grace:.0f}s",
+                )
+            left = (joined or 0.0) + view.desired.lost_cluster_grace - view.observed.now
+            until = (
+                f"; removed in {left:.0f}s unless its cluster starts it"
+                if joined is not None and not learner.healthy
+                else ""
+            )
+            return Wait(
+                f"learner {learner.name} of cluster {learner.cluster} is joining{until}",
+                code=WaitCode.LEARNER_JOINING,
+            )
         if not learner.running or not learner.healthy:
-            return Wait(f"learner {learner.name} is starting", retry_after=0.5)
+            return Wait(
+                f"learner {learner.name} is starting",
+                retry_after=0.5,
+                code=WaitCode.LEARNER_STARTING,
+            )
         if not view.caught_up(learner):
             lead = view.leader_index
             gap = "?" if lead is None else lead - (learner.applied_index or 0)
@@ -277,8 +383,9 @@ def _finish_learner(view: _View) -> Step | None:
                 f"learner {learner.name} is catching up: {gap} entries behind the leader "
                 f"(promote at <= {view.desired.max_promote_lag})",
                 retry_after=0.5,
+                code=WaitCode.CATCHING_UP,
             )
-        if not safe_to_promote(view.observed.members, learner.name):
+        if not safe_to_promote(view.observed.members, learner.name, view.sound):
             return _quorum_wait(view, f"promote {learner.name}")
         lag = (view.leader_index or 0) - (learner.applied_index or 0)
         return PromoteLearner(learner.name, lag=max(lag, 0))
@@ -292,9 +399,7 @@ def _remove_strays(view: _View) -> Step | None:
             member.is_learner and member.name not in view.desired_names
         )
         if stray:
-            if member.is_voter and not safe_to_take_down(
-                view.observed.members, member.name, removes=True
-            ):
+            if member.is_voter and not _safe(view, member, removes=True):
                 return _quorum_wait(view, f"remove unknown member {member.name}")
             if member.name == view.observed.leader:
                 return _move_leadership(view, member)
@@ -305,17 +410,31 @@ def _remove_strays(view: _View) -> Step | None:
 def _scale_out(view: _View) -> Step | None:
     listed_names = {m.name for m in view.listed}
     missing = [m for m in view.desired.members if m.name not in listed_names]
-    if not missing:
-        return None
-    ours = [m for m in missing if view.desired.in_scope(m.cluster)]
+    ours = [m for m in missing if view.desired.in_scope(m.cluster, view.observed.now)]
     if not ours:
         return None
+    member: DesiredMember = ours[0]
+    seen = view.observed_member(member.name)
+    # Nothing that another view still lists, that runs or that has data is re-added:
+    # the leader's list may be ahead of a member's, never the other way round, so wait
+    # for the views to agree, then stop, then wipe, then add.
+    if seen.listed_elsewhere:
+        return Wait(
+            f"{member.name} is not in the leader's member list but another member still "
+            "lists it; waiting for the views to agree",
+            code=WaitCode.VIEWS_DISAGREE,
+        )
+    if seen.running:
+        return StopMember(member.name, "not in the leader's member list; it rejoins as a learner")
+    if seen.has_data:
+        return WipeData(member.name)
     learners = sum(1 for m in view.listed if m.is_learner)
     if learners >= view.desired.engine.max_learners:
-        return Wait("another learner is joining; the engine allows one at a time")
-    # Sick members elsewhere (a dead cluster) do not block adds: with a quorum answering,
-    # healthy voters plus the new one are a majority of the grown cluster.
-    member: DesiredMember = ours[0]
+        return Wait(
+            "another learner is joining; the engine allows one at a time",
+            code=WaitCode.LEARNER_JOINING,
+        )
+    # Sick members elsewhere (a dead cluster) do not block adds: a learner does not vote.
     return AddLearner(member.name)
 
 
@@ -328,7 +447,7 @@ def _scale_in_order(view: _View, member: ObservedMember) -> tuple[int, int, int]
 def _scale_in(view: _View) -> Step | None:
     unwanted = [m for m in _ours(view, view.listed) if m.name not in view.desired_names]
     if not unwanted:
-        return None
+        return _departed_elsewhere(view)
     member = min(unwanted, key=lambda m: _scale_in_order(view, m))
     if member.name == view.observed.leader:
         return _move_leadership(view, member)
@@ -338,15 +457,38 @@ def _scale_in(view: _View) -> Step | None:
             f"{view.desired.engine.engine.value} cannot shrink below "
             f"{view.desired.engine.min_voters} voters (Xline issue #447)",
             retry_after=30.0,
+            code=WaitCode.ENGINE_LIMIT,
         )
-    if not safe_to_take_down(view.observed.members, member.name, removes=True):
+    if not _safe(view, member, removes=True):
         return _quorum_wait(view, f"remove {member.name}")
     return RemoveMember(member.name, member.member_id or 0, "scaled in")
 
 
+def _departed_elsewhere(view: _View) -> Step | None:
+    """A departed cluster drains itself while its operator lives; the cluster that takes
+    over after the grace period says how long it will wait (its Done would be a lie)."""
+    desired, now = view.desired, view.observed.now
+    left = [
+        m for m in view.listed if m.name not in view.desired_names and m.cluster in desired.departed
+    ]
+    if not left or desired.scope is None:
+        return None
+    heir = next((c for c in desired.clusters if c not in desired.departed), None)
+    if heir not in desired.scope:
+        return None
+    cluster = left[0].cluster or ""
+    remaining = desired.departed[cluster] + desired.lost_cluster_grace - now
+    return Wait(
+        f"{', '.join(m.name for m in left)} of departed cluster {cluster} are drained by its "
+        f"own operator; this one takes over in {max(remaining, 0):.0f}s",
+        retry_after=min(30.0, max(remaining, 1.0)),
+        code=WaitCode.DRAINING_ELSEWHERE,
+    )
+
+
 def _delete_removed(view: _View) -> Step | None:
-    for member in _ours(view, view.observed.members):
-        if member.in_list or member.name in view.desired_names:
+    for member in _local(view, view.observed.members):
+        if member.in_list or member.listed_elsewhere or member.name in view.desired_names:
             continue
         delete_data = view.desired.delete_data_on_scale_in
         if member.present or (delete_data and member.has_data):
@@ -384,19 +526,28 @@ def _roll(view: _View) -> Step | None:
     outdated = [m for m in view.listed if _outdated(view, m)]
     if not outdated:
         return None
-    not_ready = [m.name for m in view.listed if not (m.running and m.healthy and view.caught_up(m))]
+    not_ready = [
+        m.name
+        for m in view.listed
+        if not (m.running and (view.sound(m) if m.is_voter else view.caught_up(m)))
+    ]
     if not_ready:
         return Wait(
             f"waiting for {', '.join(not_ready)} to be healthy and caught up before the next "
             "restart",
             retry_after=0.5,
+            code=WaitCode.NOT_READY,
         )
     for cluster in _update_order(view):
         in_cluster = [m for m in outdated if m.cluster == cluster]
         if not in_cluster:
             continue
-        if not view.desired.in_scope(cluster):
-            return Wait(f"cluster {cluster} updates first", retry_after=2.0)
+        if not view.desired.in_scope(cluster, view.observed.now):
+            return Wait(
+                f"cluster {cluster} updates first",
+                retry_after=2.0,
+                code=WaitCode.OTHER_CLUSTER_FIRST,
+            )
         # Highest ordinal first, but the leader last in its cluster: by its turn another
         # member is updated and can take over, so leadership moves once, not twice.
         member = max(
@@ -405,11 +556,8 @@ def _roll(view: _View) -> Step | None:
         )
         if member.name == view.observed.leader and len(voters(view.listed)) > 1:
             return _move_leadership(view, member)
-        if (
-            member.is_voter
-            and len(voters(view.listed)) > 1
-            and not safe_to_take_down(view.observed.members, member.name, removes=False)
-        ):
+        several = len(voters(view.listed)) > 1
+        if member.is_voter and several and not _safe(view, member, removes=False):
             return _quorum_wait(view, f"restart {member.name}")
         return RestartMember(member.name, view.desired.revision)
     return None
@@ -424,18 +572,21 @@ def _move_leadership(view: _View, leader: ObservedMember) -> Step:
     deadlock, and the new leader is not about to be restarted.
     """
     if not view.desired.engine.supports_move_leader:
-        return Wait(f"{leader.name} leads and the engine cannot move leadership", 5.0)
+        return Wait(
+            f"{leader.name} leads and the engine cannot move leadership",
+            5.0,
+            code=WaitCode.ENGINE_LIMIT,
+        )
     candidates = [
         m
         for m in view.listed
-        if m.is_voter
-        and m.healthy
-        and m.name != leader.name
-        and m.name in view.desired_names
-        and view.caught_up(m)
+        if m.is_voter and view.sound(m) and m.name != leader.name and m.name in view.desired_names
     ]
     if not candidates:
-        return Wait(f"no healthy, caught-up voter can take leadership from {leader.name}")
+        return Wait(
+            f"no healthy, caught-up voter can take leadership from {leader.name}",
+            code=WaitCode.NO_SUCCESSOR,
+        )
     unfinished = {m.cluster for m in view.listed if _outdated(view, m)}
 
     def preference(m: ObservedMember) -> tuple[int, int, int, int]:
@@ -453,8 +604,12 @@ def _move_leadership(view: _View, leader: ObservedMember) -> Step:
 def _settle(view: _View) -> Step | None:
     """Done means reached *and* healthy: the last restarted member must answer first."""
     pending = [
-        m.name for m in _ours(view, view.listed) if m.name in view.desired_names and not m.healthy
+        m.name for m in _local(view, view.listed) if m.name in view.desired_names and not m.healthy
     ]
     if pending:
-        return Wait(f"waiting for {', '.join(pending)} to become healthy", retry_after=0.5)
+        return Wait(
+            f"waiting for {', '.join(pending)} to become healthy",
+            retry_after=0.5,
+            code=WaitCode.SETTLING,
+        )
     return None

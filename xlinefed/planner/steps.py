@@ -37,12 +37,38 @@ class Step:
         raise NotImplementedError
 
 
+class WaitCode(StrEnum):
+    """Why the planner waits: a stable code for tests, Events and metrics; the human
+    detail (numbers, names) is in `Wait.reason`."""
+
+    PAUSED = "Paused"
+    LOCK_HELD = "LockHeld"
+    BOOTSTRAPPING = "Bootstrapping"
+    NO_BOOTSTRAP_AUTHORITY = "NoBootstrapAuthority"
+    FEDERATION_UNREACHABLE = "FederationUnreachable"
+    NO_QUORUM = "NoQuorum"
+    NO_LEADER = "NoLeader"
+    ENGINE_LIMIT = "EngineLimit"
+    QUORUM_AT_RISK = "QuorumAtRisk"
+    LEARNER_JOINING = "LearnerJoining"
+    LEARNER_STARTING = "LearnerStarting"
+    CATCHING_UP = "CatchingUp"
+    VIEWS_DISAGREE = "ViewsDisagree"
+    OTHER_CLUSTER_FIRST = "OtherClusterFirst"
+    DRAINING_ELSEWHERE = "DrainingElsewhere"
+    NOT_READY = "NotReady"
+    NO_SUCCESSOR = "NoSuccessor"
+    SETTLING = "Settling"
+
+
 @dataclass(frozen=True)
 class Bootstrap(Step):
     """Start the initial members of a new cluster together (static) or the seed (dynamic)."""
 
     members: tuple[str, ...]
     initial_members: tuple[str, ...]
+    #: The template they start on.
+    revision: str = ""
 
     def describe(self) -> str:
         return (
@@ -68,6 +94,12 @@ class AddLearner(Step):
 class StartMember(Step):
     name: str
     mode: StartMode
+    #: The template it starts on: a crashed member comes back on the one it ran (the
+    #: rolling order and partitions decide when it moves on), a new one on the desired.
+    revision: str = ""
+    #: NEW only: the initial member set it bootstraps with (the recorded formation).
+    #: EXISTING members get the leader's member list.
+    initial_members: tuple[str, ...] = ()
 
     @property
     def member(self) -> str:
@@ -115,6 +147,9 @@ class RemoveMember(Step):
     name: str
     member_id: int
     reason: str
+    #: Stop its process after the remove (a desired member removed because its data is
+    #: gone comes back through AddLearner; a scaled-in one is deleted by DeleteMember).
+    stop_after: bool = False
 
     @property
     def member(self) -> str:
@@ -122,6 +157,40 @@ class RemoveMember(Step):
 
     def describe(self) -> str:
         return f"remove {self.name} from the member list ({self.reason})"
+
+
+@dataclass(frozen=True)
+class StopMember(Step):
+    """Stop a wanted member the leader's member list does not have (a removed member
+    still running, an earlier incarnation), keeping its data: it must rejoin as a new
+    learner, and nothing that runs is ever wiped."""
+
+    needs_lock: ClassVar[bool] = True
+    name: str
+    reason: str
+
+    @property
+    def member(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        return f"stop {self.name} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class WipeData(Step):
+    """Delete the data an earlier incarnation of a wanted member left, once no observed
+    member list has it and its process is stopped, so it can join as a new learner."""
+
+    needs_lock: ClassVar[bool] = True
+    name: str
+
+    @property
+    def member(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        return f"wipe the data {self.name}'s earlier incarnation left"
 
 
 @dataclass(frozen=True)
@@ -160,6 +229,7 @@ class RestartMember(Step):
 class Wait(Step):
     reason: str
     retry_after: float = 1.0
+    code: WaitCode = WaitCode.NOT_READY
 
     def describe(self) -> str:
         return f"wait: {self.reason}"
@@ -178,6 +248,8 @@ ALL_STEPS: tuple[type[Step], ...] = (
     PromoteLearner,
     TransferLeadership,
     RemoveMember,
+    StopMember,
+    WipeData,
     DeleteMember,
     RestartMember,
     Wait,

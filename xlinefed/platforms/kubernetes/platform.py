@@ -20,6 +20,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from xlinefed.api.models import XlineCluster
 from xlinefed.logs import get_logger
+from xlinefed.planner.desired import formation_of
+from xlinefed.planner.model import Desired, Formation
 from xlinefed.planner.steps import StartMode
 from xlinefed.platform import MemberRuntime
 from xlinefed.platforms.kubernetes import manifests, objects
@@ -106,6 +108,11 @@ class KubernetesPlatform:
     async def formed(self) -> bool:
         # Kept in status, which Karmada leaves alone when it re-applies the spec.
         return bool(self.resource.status and self.resource.status.formed)
+
+    async def formation(self, desired: Desired) -> Formation:
+        # The federation tier's record in the spec, never re-derived from what this
+        # cluster can reach; this cluster's own memory (status) can only add "formed".
+        return formation_of(self.resource, desired)
 
     async def mark_formed(self) -> None:
         await objects.patch_status(

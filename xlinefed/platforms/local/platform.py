@@ -13,12 +13,14 @@ import secrets
 import shutil
 import socket
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from xlinefed.api.engines import Engine, profile
 from xlinefed.api.models import XlineFederation
 from xlinefed.launch import LaunchSpec, command
 from xlinefed.logs import get_logger
+from xlinefed.planner.model import Desired, Formation
 from xlinefed.planner.steps import StartMode
 from xlinefed.platform import MemberRuntime
 from xlinefed.platforms.local import processes
@@ -147,7 +149,21 @@ class LocalPlatform:
         facts = self.dir.read_facts()
         if not facts.formed:
             facts.formed = True
+            facts.formed_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             self.dir.write_facts(facts)
+
+    async def formation(self, desired: Desired) -> Formation:
+        # The controller is the only authority here; it records the initial set the
+        # first time it is asked, and never changes it.
+        facts = self.dir.read_facts()
+        if facts.initial_members is None:
+            facts.initial_members = list(desired.proposed_initial_members())
+            self.dir.write_facts(facts)
+        return Formation(
+            initial_members=tuple(facts.initial_members),
+            formed=facts.formed,
+            formed_at=facts.formed_at,
+        )
 
     def _cluster_token(self) -> str:
         facts = self.dir.read_facts()

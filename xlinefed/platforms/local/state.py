@@ -61,6 +61,9 @@ class Facts:
     formed: bool = False
     cluster_token: str = ""
     ports: dict[str, Ports] = field(default_factory=dict)
+    #: The bootstrap authority, recorded once: the members that start as a new cluster.
+    initial_members: list[str] | None = None
+    formed_at: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Facts:
@@ -70,6 +73,8 @@ class Facts:
             formed=data.get("formed", False),
             cluster_token=data.get("cluster_token", ""),
             ports={k: Ports(**v) for k, v in data.get("ports", {}).items()},
+            initial_members=data.get("initial_members"),
+            formed_at=data.get("formed_at"),
         )
 
 

@@ -1,0 +1,201 @@
+"""From the raw answers an executor collected to the planner's `Observed`. Pure.
+
+The executor's job is to ask (the platform for its pods or processes, every member for
+its status, the leader for its member list, the store for the lock and the published
+templates); deciding what those answers *mean* happens here, in plain code with
+plain-data tests, so the simulator can feed the same function with the stale, partial
+and late answers a real federation gives:
+
+- the **leader** is the member whose own status says it leads, named in that term by a
+  majority of the voters in its member list; a member cut off from its peers names no
+  leader (or another term) and does not make one;
+- the **member list** is the leader's, confirmed by a linearizable read through the same
+  endpoint; other members' lists only mark members that some view still has
+  (`listed_elsewhere`), so nothing listed anywhere is wiped or re-added;
+- a member has **started** once it published client URLs: a static initial member is
+  listed by name before it ever runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from xlinefed.planner.model import Formation, Observed, ObservedMember
+from xlinefed.planner.quorum import majority
+from xlinefed.topology import parse_member_name
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One entry of a member list, as some member served it."""
+
+    id: int
+    #: Empty for a learner that has not started yet.
+    name: str
+    peer_urls: tuple[str, ...]
+    #: Empty until the member has started and published them.
+    client_urls: tuple[str, ...]
+    is_learner: bool
+
+
+@dataclass(frozen=True)
+class StatusAnswer:
+    """One member's answer to a status request."""
+
+    member_id: int
+    #: 0 when it knows no leader.
+    leader_id: int
+    term: int
+    applied_index: int
+    version: str = ""
+
+    @property
+    def leads(self) -> bool:
+        return self.member_id != 0 and self.member_id == self.leader_id
+
+
+@dataclass(frozen=True)
+class MemberRuntime:
+    """What a platform reports of a member it can see (process or pod)."""
+
+    present: bool = False
+    running: bool = False
+    has_data: bool = False
+    revision: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class RawObservation:
+    """Everything one observation pass collected, uninterpreted."""
+
+    now: float
+    federation: str
+    #: Every member name the spec or the platform knows.
+    names: tuple[str, ...]
+    #: Members whose runtime this executor sees itself (its own cluster's).
+    seen: frozenset[str]
+    runtimes: Mapping[str, MemberRuntime]
+    #: Status answers by the name of the member asked.
+    statuses: Mapping[str, StatusAnswer]
+    #: The member list, and the name of the member that served it (the candidate leader
+    #: when one answered, else any member); None when no list could be read.
+    member_list: tuple[ListEntry, ...] | None = None
+    list_source: str | None = None
+    #: A linearizable read through `list_source` succeeded: a quorum stands behind it.
+    confirmed: bool = False
+    #: Member lists other members served, by the name of the member that served them.
+    other_lists: Mapping[str, tuple[ListEntry, ...]] = field(default_factory=dict)
+    #: Per member: the template record its own executor published in the store.
+    published: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: Per member: wall-clock seconds at which it was added as a learner.
+    joined: Mapping[str, float] = field(default_factory=dict)
+    lock_holder: str | None = None
+    #: This executor's own record that the cluster formed.
+    formed: bool = False
+    formation: Formation | None = None
+    #: Peer URL of each known member, to name list entries that carry no name yet.
+    peer_urls: Mapping[str, str] = field(default_factory=dict)
+
+
+def candidate_leader(statuses: Mapping[str, StatusAnswer]) -> str | None:
+    """The member to ask for the member list: one whose own status says it leads, in the
+    highest term any such member reports (a deposed leader in a minority may still
+    believe it leads, in an older term)."""
+    leading = [(s.term, name) for name, s in statuses.items() if s.leads]
+    return max(leading)[1] if leading else None
+
+
+def name_of(entry: ListEntry, peer_urls: Mapping[str, str]) -> str:
+    if entry.name:
+        return entry.name
+    by_peer = {url: name for name, url in peer_urls.items()}
+    for url in entry.peer_urls:
+        if url in by_peer:
+            return by_peer[url]
+    return f"unknown-{entry.id:x}"
+
+
+def confirmed_leader(raw: RawObservation) -> tuple[str | None, int | None]:
+    """The leader and term a majority of the listed voters name (see the module doc)."""
+    source = raw.list_source
+    if not raw.confirmed or raw.member_list is None or source is None:
+        return None, None
+    own = raw.statuses.get(source)
+    if own is None or not own.leads:
+        return None, None
+    voter_ids = {e.id for e in raw.member_list if not e.is_learner}
+    if own.member_id not in voter_ids:
+        return None, None
+    naming = sum(
+        1
+        for s in raw.statuses.values()
+        if s.member_id in voter_ids and s.leader_id == own.member_id and s.term == own.term
+    )
+    if naming < majority(len(voter_ids)):
+        return None, None
+    return source, own.term
+
+
+def build_observed(raw: RawObservation) -> Observed:
+    listed = {name_of(e, raw.peer_urls): e for e in raw.member_list or ()}
+    elsewhere = {
+        name_of(e, raw.peer_urls)
+        for source, entries in raw.other_lists.items()
+        if source != raw.list_source
+        for e in entries
+    }
+    ids_to_names = {e.id: name for name, e in listed.items()}
+    for entries in raw.other_lists.values():
+        for e in entries:
+            ids_to_names.setdefault(e.id, name_of(e, raw.peer_urls))
+    leader, term = confirmed_leader(raw)
+    members = []
+    for name in sorted(set(raw.names) | set(listed) | elsewhere):
+        entry = listed.get(name)
+        status = raw.statuses.get(name)
+        if name in raw.seen:
+            runtime = raw.runtimes.get(name, MemberRuntime())
+        else:
+            # Another cluster's member: its health comes over gRPC, its template from
+            # what its own executor published in the store.
+            record = raw.published.get(name, {})
+            runtime = MemberRuntime(
+                present=status is not None,
+                running=status is not None,
+                has_data=entry is not None,
+                revision=record.get("revision"),
+                version=record.get("version"),
+            )
+        place = parse_member_name(raw.federation, name)
+        members.append(
+            ObservedMember(
+                name=name,
+                cluster=place[0] if place else None,
+                ordinal=place[1] if place else None,
+                member_id=entry.id if entry else None,
+                is_learner=bool(entry and entry.is_learner),
+                ever_started=bool(entry and entry.client_urls),
+                listed_elsewhere=name in elsewhere,
+                present=runtime.present,
+                running=runtime.running,
+                has_data=runtime.has_data,
+                healthy=status is not None,
+                applied_index=status.applied_index if status else None,
+                names_leader=ids_to_names.get(status.leader_id) if status else None,
+                term=status.term if status else None,
+                revision=runtime.revision,
+                joined_at=raw.joined.get(name),
+            )
+        )
+    return Observed(
+        now=raw.now,
+        members=tuple(members),
+        member_list_known=raw.confirmed and raw.member_list is not None,
+        formed=raw.formed,
+        leader=leader,
+        term=term,
+        lock_holder=raw.lock_holder,
+        formation=raw.formation,
+    )
