@@ -906,9 +906,6 @@ def run_to_done(
             before = len(sim.history)
             sim.inject_fault(rng, cross_cluster=world.cross_cluster)
             trace.extend(f"  fault: {event}" for event in sim.history[before:])
-        if not faulty:
-            for cluster in list(sim.islands):
-                sim.heal(cluster)
         scope = rng.choice(scopes) if scopes else None
         key = sim._scope_key(scope)
         desired = sim.desired if scope is None else replace(sim.desired, scope=scope)
