@@ -25,8 +25,10 @@ from xlinefed.planner import (
     PromoteLearner,
     RemoveMember,
     RestartMember,
+    StopMember,
     TransferLeadership,
     Wait,
+    WipeData,
 )
 
 
@@ -43,7 +45,9 @@ def phase_of(desired: Desired, outcome: Outcome) -> Phase:
     step = outcome.step
     if isinstance(step, Done):
         return Phase.AVAILABLE
-    if isinstance(step, AddLearner | PromoteLearner | RemoveMember | DeleteMember):
+    if isinstance(
+        step, AddLearner | PromoteLearner | RemoveMember | DeleteMember | StopMember | WipeData
+    ):
         return Phase.SCALING
     if isinstance(step, RestartMember | TransferLeadership):
         return Phase.UPDATING
@@ -96,7 +100,8 @@ def build_status(
         reason = step.reason if isinstance(step, Wait) else step.describe()
         if outcome.error:
             reason = f"{step.describe()} failed: {outcome.error}"
-        step_status = StepStatus(kind=step.kind, member=step.member, reason=reason)
+        code = step.code.value if isinstance(step, Wait) else None
+        step_status = StepStatus(kind=step.kind, member=step.member, reason=reason, code=code)
     serving = observed.member_list_known and observed.leader is not None
     degraded = [m.name for m in members if not m.healthy]
     now = _now()

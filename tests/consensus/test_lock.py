@@ -16,7 +16,7 @@ from tests.support.etcd_cluster import EtcdCluster
 from tests.support.wait import wait_until_async
 from xlinefed.consensus import errors
 from xlinefed.consensus.client import ConsensusClient, put_op
-from xlinefed.consensus.lock import LOCK_KEY, MembershipLock
+from xlinefed.consensus.lock import LOCK_KEY, Fence, MembershipLock
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -190,3 +190,51 @@ def test_a_new_holder_finds_and_finishes_a_half_done_step(etcd_cluster: EtcdClus
         run(scenario())
     finally:
         _kill(proc)
+
+
+def test_a_fence_proof_is_good_for_half_the_ttl_then_refused(etcd_cluster: EtcdCluster) -> None:
+    """A holder paused after proving the lock (SIGSTOP, a starved loop) finds its proof
+    spent when it resumes: the clock here stands in for the time the pause took."""
+    now = [100.0]
+
+    async def scenario() -> None:
+        async with ConsensusClient(etcd_cluster.endpoints) as client:
+            lock = MembershipLock(client, "exec-fence", ttl=6)
+            token = await lock.acquire(timeout=5)
+            fence = Fence(lock, token, clock=lambda: now[0])
+            with pytest.raises(errors.LockNotHeld, match="never proved"):
+                fence.remaining("remove x")
+            assert await fence.prove("remove x") == pytest.approx(3.0)
+            now[0] += 2.5
+            assert fence.remaining("remove x") == pytest.approx(0.5)
+            now[0] += 1.0
+            with pytest.raises(errors.LockNotHeld, match="paused or starved"):
+                fence.remaining("remove x")
+            await lock.release(token)
+
+    asyncio.run(scenario())
+
+
+def test_a_fence_refuses_once_the_lease_expired_and_another_holder_took_the_lock(
+    etcd_cluster: EtcdCluster,
+) -> None:
+    async def scenario() -> None:
+        async with (
+            ConsensusClient(etcd_cluster.endpoints) as client_a,
+            ConsensusClient(etcd_cluster.endpoints) as client_b,
+        ):
+            a = MembershipLock(client_a, "exec-frozen", ttl=2)
+            token = await a.acquire(timeout=5)
+            fence = Fence(a, token)
+            await fence.prove("first change")
+            # Freeze a's keep-alive, as a stopped process would; b gets the lock once a's
+            # lease runs out.
+            assert a._keepalive is not None
+            a._keepalive.cancel()
+            b = MembershipLock(client_b, "exec-next", ttl=5)
+            token_b = await b.acquire(timeout=15)
+            with pytest.raises(errors.LockNotHeld):
+                await fence.prove("second change")
+            await b.release(token_b)
+
+    asyncio.run(scenario())

@@ -253,6 +253,8 @@ class StepStatus(Model):
     kind: str
     member: str | None = None
     reason: str = ""
+    #: For a Wait: its stable code (`WaitCode`), which Events and metrics key on.
+    code: str | None = None
 
 
 class ConsensusStatus(Model):

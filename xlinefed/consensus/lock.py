@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -368,9 +369,13 @@ class Fence:
     holder frozen (SIGSTOP, a starved loop) after the proof finds the budget spent when
     it resumes and gives up instead of landing its change late."""
 
-    def __init__(self, lock: MembershipLock, token: LockToken) -> None:
+    def __init__(
+        self, lock: MembershipLock, token: LockToken, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.lock = lock
         self.token = token
+        #: CLOCK_MONOTONIC keeps counting while the process is stopped, which is the point.
+        self.clock = clock
         self._proved_at: float | None = None
 
     @property
@@ -381,7 +386,7 @@ class Fence:
     async def prove(self, what: str) -> float:
         """Prove the lock is held; returns the seconds `what` may take."""
         await self.lock.ensure_held(self.token)
-        self._proved_at = time.monotonic()
+        self._proved_at = self.clock()
         log.debug("lock proved", holder=self.token.holder, before=what)
         return self.remaining(what)
 
@@ -389,7 +394,7 @@ class Fence:
         """Seconds left of the last proof; raises `LockNotHeld` once it is spent."""
         if self._proved_at is None:
             raise errors.LockNotHeld(f"{what}: the membership lock was never proved held")
-        left = self.budget - (time.monotonic() - self._proved_at)
+        left = self.budget - (self.clock() - self._proved_at)
         if left <= 0:
             raise errors.LockNotHeld(
                 f"{what}: {self.token.holder}'s proof of the membership lock is "

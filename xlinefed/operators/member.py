@@ -95,18 +95,21 @@ def _record_metrics(name: str, outcome: Outcome, status: ConsensusStatus) -> Non
 
 def _post_event(body: dict[str, Any], outcome: Outcome, previous: ConsensusStatus) -> None:
     step = outcome.step
-    if isinstance(step, Wait) and (
-        previous.current_step is None or previous.current_step.reason != step.reason
-    ):
-        log.info("waiting", resource=body["metadata"]["name"], reason=step.reason)
+    # A wait is news when its code changes, not when a number inside its text does
+    # ("812 entries behind", then "640 …"): one Event per reason to wait.
+    new_wait = isinstance(step, Wait) and (
+        previous.current_step is None or previous.current_step.code != step.code.value
+    )
+    if isinstance(step, Wait):
+        metrics.WAITS.labels(step.code.value).inc()
+    if new_wait:
+        log.info("waiting", resource=body["metadata"]["name"], code=step.code, reason=step.reason)
     if outcome.applied:
         kopf.info(body, reason=step.kind, message=step.describe())
     elif outcome.error:
         kopf.warn(body, reason=f"{step.kind}Failed", message=outcome.error)
-    elif isinstance(step, Wait) and (
-        previous.current_step is None or previous.current_step.reason != step.reason
-    ):
-        kopf.info(body, reason="Waiting", message=step.reason)
+    elif new_wait:
+        kopf.info(body, reason=step.code.value, message=step.reason)
 
 
 async def reconcile(body: dict[str, Any]) -> float:
