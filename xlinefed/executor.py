@@ -399,10 +399,15 @@ class Executor:
             case Bootstrap(members=members, initial_members=initial, revision=revision):
                 cluster = [(m, platform.peer_url(m)) for m in initial]
                 for member in members:
-                    await platform.start(member, StartMode.NEW, cluster, revision)
+                    leads = member == step.initial_leader
+                    await platform.start(
+                        member, StartMode.NEW, cluster, revision, initial_leader=leads
+                    )
             case StartMember(name=name, mode=StartMode.NEW, revision=revision, initial_members=ini):
                 cluster = [(m, platform.peer_url(m)) for m in ini]
-                await platform.start(name, StartMode.NEW, cluster, revision)
+                await platform.start(
+                    name, StartMode.NEW, cluster, revision, initial_leader=step.initial_leader
+                )
             case StartMember(name=name, mode=mode, revision=revision):
                 await platform.start(name, mode, self._initial_from_list(snapshot, name), revision)
             case AddLearner(name=name):

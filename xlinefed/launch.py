@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from xlinefed.api.engines import Engine
+from xlinefed.api.engines import Engine, profile
 from xlinefed.planner.steps import StartMode
 
 
@@ -29,6 +29,10 @@ class LaunchSpec:
     mode: StartMode
     cluster_token: str
     extra_args: Mapping[str, str] = field(default_factory=dict)
+    #: Start as the initial leader of a static bootstrap (Xline's `--is-leader`).
+    initial_leader: bool = False
+    #: Where the member serves metrics, for engines whose default would collide.
+    metrics_port: int | None = None
 
 
 def command(spec: LaunchSpec) -> list[str]:
@@ -62,5 +66,10 @@ def command(spec: LaunchSpec) -> list[str]:
             f"--peer-advertise-urls={spec.advertise_peer_url}",
             f"--initial-cluster-state={spec.mode.value}",
         ]
+        engine = profile(spec.engine)
+        if spec.initial_leader and spec.mode is StartMode.NEW and engine.initial_leader_flag:
+            argv.append(engine.initial_leader_flag)
+        if spec.metrics_port is not None and engine.metrics_port_flag:
+            argv.append(f"{engine.metrics_port_flag}={spec.metrics_port}")
     argv.extend(f"--{key}={value}" for key, value in sorted(spec.extra_args.items()))
     return argv

@@ -37,6 +37,8 @@ class Platform(Protocol):
         mode: StartMode,
         initial_cluster: Sequence[tuple[str, str]],
         revision: str,
+        *,
+        initial_leader: bool = False,
     ) -> None: ...
 
     async def stop(self, member: str) -> None: ...

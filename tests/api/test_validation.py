@@ -190,6 +190,18 @@ CASES = [
         crd="spec.updateStrategy.partitions.member1",
     ),
     Case(
+        "maxPromoteLag beyond what Xline promotes",
+        federation(
+            engine="xline",
+            version="v0.7.0",
+            clusters=[{"id": "member1", "replicas": 3}],
+            updateStrategy={"maxPromoteLag": 1000},
+        ),
+        "spec.updateStrategy.maxPromoteLag",
+        "500 or less",
+        crd="spec.updateStrategy.maxPromoteLag",
+    ),
+    Case(
         "negative maxPromoteLag",
         federation(updateStrategy={"maxPromoteLag": -5}),
         "spec.updateStrategy.maxPromoteLag",

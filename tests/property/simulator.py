@@ -204,6 +204,8 @@ class Sim:
     commit: int = 0
     next_id: int = 1
     cluster_uids: set[int] = field(default_factory=set)
+    #: Members started with the engine's initial-leader flag (Xline `--is-leader`).
+    flagged: set[str] = field(default_factory=set)
     #: Every event, for failure messages and golden scripts.
     history: list[str] = field(default_factory=list)
 
@@ -490,6 +492,12 @@ class Sim:
         if island is None:
             return
         candidates = [m for m in self.voters() if m.healthy and self.island(m.cluster) == island]
+        if self.desired.engine.initial_leader_flag and not self.formed:
+            # Xline: a static bootstrap elects nobody unless one initial member was
+            # started with --is-leader; that one leads first.
+            candidates = [m for m in candidates if m.name in self.flagged]
+            if not candidates:
+                return
         best = max(m.applied_index for m in candidates)
         eligible = sorted(m.name for m in candidates if m.applied_index == best)
         self.leader = self.rng.choice(eligible) if self.rng else eligible[0]
@@ -623,8 +631,12 @@ class Sim:
                 return
             case Bootstrap(members=members, initial_members=initial, revision=revision):
                 self._bootstrap(members, initial, revision)
+                if step.initial_leader in members:
+                    self.flagged.add(step.initial_leader or "")
             case StartMember(name=name, mode=mode, revision=revision, initial_members=initial):
                 self._start(name, mode, revision, initial)
+                if mode is StartMode.NEW and step.initial_leader:
+                    self.flagged.add(name)
             case AddLearner(name=name):
                 self._add_learner(name)
             case PromoteLearner(name=name):

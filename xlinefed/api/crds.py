@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from xlinefed.api.engines import Engine, profile
 from xlinefed.api.models import (
     GROUP,
     VERSION,
@@ -176,6 +177,9 @@ def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
 # can express. Each message names the field and the fix.
 
 
+XLINE_GAP = profile(Engine.XLINE).max_promote_gap
+
+
 def _rule(
     rule: str,
     message: str,
@@ -237,6 +241,15 @@ def _template_rules(prefix: str) -> dict[tuple[str, ...], list[dict[str, Any]]]:
                 "from one member nor shrink below three, Xline issue #447); set replicas "
                 "so that they add up to 3 or more",
                 field_path=".clusters",
+            ),
+            _rule(
+                "!has(self.engine) || self.engine != 'xline' || !has(self.updateStrategy) || "
+                "!has(self.updateStrategy.maxPromoteLag) || "
+                f"self.updateStrategy.maxPromoteLag <= {XLINE_GAP}",
+                f"{p}.updateStrategy.maxPromoteLag: more than xline allows (it refuses to "
+                f"promote a learner more than {XLINE_GAP} entries behind the leader); set it "
+                f"to {XLINE_GAP} or less, or leave it unset",
+                field_path=".updateStrategy.maxPromoteLag",
             ),
             _rule(
                 "!has(self.updateStrategy) || !has(self.updateStrategy.partitions) || "

@@ -3,8 +3,11 @@
 The rules never branch on the engine's name; they read these fields. Sources:
 etcd 3.4+ allows one learner at a time (its refusal of adds for a few seconds after a
 member starts, "unhealthy cluster", is retried by the consensus client); Xline cannot
-grow from one member or shrink below three (Xline issue #447) and has no joint
-consensus (#970).
+grow from one member or shrink below three (Xline issue #447), has no joint consensus
+(#970), refuses to promote a learner more than 500 entries behind (curp's
+`MAX_PROMOTE_GAP`), needs one initial member started with `--is-leader`, serves metrics
+on 0.0.0.0:9100 unless moved, and answers defragment with "unimplemented"; see
+docs/engines.md.
 """
 
 from __future__ import annotations
@@ -32,6 +35,26 @@ class EngineProfile:
     #: Default image repository and the binary inside it.
     default_image: str
     binary: str
+    #: The most entries a learner may be behind and still be promoted, where the engine
+    #: enforces one (Xline/curp: `MAX_PROMOTE_GAP`, 500); None when it does not.
+    max_promote_gap: int | None = None
+    #: `maxPromoteLag` when the spec does not set it.
+    default_promote_lag: int = 1000
+    #: Static bootstrap needs exactly one initial member started with this flag (Xline:
+    #: without it pre-votes time out and no leader is ever elected).
+    initial_leader_flag: str | None = None
+    #: Flag that moves the member's metrics listener (Xline binds 0.0.0.0:9100 by
+    #: default, so several members on one host collide); None when there is none.
+    metrics_port_flag: str | None = None
+    supports_defragment: bool = True
+    #: Release tag in the spec → the version string its members report (Xline v0.7.0
+    #: reports its crate version at that tag, 0.6.1).
+    reported_versions: tuple[tuple[str, str], ...] = ()
+
+    def reported_version(self, spec_version: str) -> str:
+        """What a member running `spec_version` says it runs."""
+        bare = spec_version.removeprefix("v")
+        return dict(self.reported_versions).get(bare, bare)
 
 
 ENGINES: dict[Engine, EngineProfile] = {
@@ -52,6 +75,12 @@ ENGINES: dict[Engine, EngineProfile] = {
         min_voters=3,
         default_image="ghcr.io/xline-kv/xline",
         binary="xline",
+        max_promote_gap=500,
+        default_promote_lag=500,
+        initial_leader_flag="--is-leader",
+        metrics_port_flag="--metrics-port",
+        supports_defragment=False,
+        reported_versions=(("0.7.0", "0.6.1"),),
     ),
 }
 

@@ -141,11 +141,12 @@ class UpdateStrategy(Model):
         max_length=MAX_MAP_ENTRIES,
         description="Per cluster id: members with an ordinal below it keep the old template.",
     )
-    max_promote_lag: int = Field(
-        default=1000,
+    max_promote_lag: int | None = Field(
+        default=None,
         ge=0,
-        description="A learner is caught up when its applied index is within this many "
-        "entries of the leader's.",
+        description="A learner is caught up (and a voter counts toward a quorum) when its "
+        "applied index is within this many entries of the leader's. Default: 1000 for "
+        "etcd, 500 for Xline (the most Xline promotes).",
     )
 
 

@@ -138,6 +138,16 @@ def topology_problems(
                 f"set replicas so that they add up to {engine.min_voters} or more",
             )
         )
+    lag = spec.update_strategy.max_promote_lag
+    if engine.max_promote_gap is not None and lag is not None and lag > engine.max_promote_gap:
+        problems.append(
+            Problem(
+                "spec.updateStrategy.maxPromoteLag",
+                f"{lag} is more than {spec.engine.value} allows: it refuses to promote a learner "
+                f"more than {engine.max_promote_gap} entries behind the leader",
+                f"set it to {engine.max_promote_gap} or less, or leave it unset",
+            )
+        )
     for index, cluster in enumerate(clusters):
         if cluster.replicas == 0:
             continue

@@ -41,13 +41,19 @@ def desired_from(
         bootstrap=spec.bootstrap,
         cluster_order=spec.update_strategy.cluster_order,
         partitions=dict(spec.update_strategy.partitions),
-        max_promote_lag=spec.update_strategy.max_promote_lag,
+        max_promote_lag=promote_lag(spec),
         delete_data_on_scale_in=spec.storage.on_scale_in is ScaleInPolicy.DELETE,
         paused=spec.paused,
         scope=scope,
         departed={d.id: epoch_seconds(d.since) for d in getattr(spec, "departed", [])},
         lost_cluster_grace=float(spec.lost_cluster_grace_period_seconds),
     )
+
+
+def promote_lag(spec: ConsensusTemplate) -> int:
+    """The spec's maxPromoteLag, or the engine's default."""
+    lag = spec.update_strategy.max_promote_lag
+    return profile(spec.engine).default_promote_lag if lag is None else lag
 
 
 def epoch_seconds(rfc3339: str) -> float:

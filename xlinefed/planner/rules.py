@@ -238,7 +238,12 @@ def _before_quorum(view: _View) -> Step:
         and not view.observed_member(name).has_data
     ]
     if to_start:
-        return Bootstrap(tuple(to_start), initial, revision=desired.revision)
+        return Bootstrap(
+            tuple(to_start),
+            initial,
+            revision=desired.revision,
+            initial_leader=_initial_leader(view),
+        )
     up = sum(1 for name in initial if (m := observed.member(name)) is not None and m.running)
     return Wait(
         f"bootstrapping: {up} of {len(initial)} initial members running, "
@@ -246,6 +251,13 @@ def _before_quorum(view: _View) -> Step:
         retry_after=1.0,
         code=WaitCode.BOOTSTRAPPING,
     )
+
+
+def _initial_leader(view: _View) -> str | None:
+    """The first recorded initial member, for an engine that needs one named; every
+    executor derives the same one from the same record."""
+    initial = view.formation.initial_members
+    return initial[0] if initial and view.desired.engine.initial_leader_flag else None
 
 
 def _start_revision(view: _View, member: ObservedMember) -> str:
@@ -315,7 +327,11 @@ def _start_listed(view: _View) -> Step | None:
     late_initial = member.is_voter and not member.ever_started and member.name in initial
     if late_initial and view.desired.bootstrap is BootstrapMode.STATIC:
         return StartMember(
-            member.name, StartMode.NEW, revision=view.desired.revision, initial_members=initial
+            member.name,
+            StartMode.NEW,
+            revision=view.desired.revision,
+            initial_members=initial,
+            initial_leader=member.name == _initial_leader(view),
         )
     return StartMember(member.name, StartMode.EXISTING, revision=_start_revision(view, member))
 

@@ -69,6 +69,9 @@ class Bootstrap(Step):
     initial_members: tuple[str, ...]
     #: The template they start on.
     revision: str = ""
+    #: The initial member that starts as the leader, for engines that need one named
+    #: (Xline's `--is-leader`); None for the others.
+    initial_leader: str | None = None
 
     def describe(self) -> str:
         return (
@@ -100,6 +103,8 @@ class StartMember(Step):
     #: NEW only: the initial member set it bootstraps with (the recorded formation).
     #: EXISTING members get the leader's member list.
     initial_members: tuple[str, ...] = ()
+    #: NEW only: it is the initial leader the engine needs named (see Bootstrap).
+    initial_leader: bool = False
 
     @property
     def member(self) -> str:

@@ -69,6 +69,8 @@ def pod(
     initial_cluster: Sequence[tuple[str, str]],
     revision: str,
     cluster_token: str,
+    *,
+    initial_leader: bool = False,
 ) -> dict[str, Any]:
     spec = resource.spec
     ports = spec.network.ports
@@ -85,6 +87,7 @@ def pod(
         mode=mode,
         cluster_token=cluster_token,
         extra_args=spec.engine_args,
+        initial_leader=initial_leader,
     )
     argv = command(launch)
     return {

@@ -135,6 +135,8 @@ class KubernetesPlatform:
         mode: StartMode,
         initial_cluster: Sequence[tuple[str, str]],
         revision: str,
+        *,
+        initial_leader: bool = False,
     ) -> None:
         await self._wait_pod_gone(member, only_if_terminating=True)
         await self._ensure_pvc(member)
@@ -145,6 +147,7 @@ class KubernetesPlatform:
             initial_cluster,
             revision,
             cluster_token(self.resource),
+            initial_leader=initial_leader,
         )
         try:
             await self.core.create_namespaced_pod(self.namespace, body)

@@ -94,7 +94,7 @@ def _ports_of_every_federation(root: Path) -> set[int]:
     taken: set[int] = set()
     for name in list_federations(root):
         for pair in FederationDir(root, name).read_facts().ports.values():
-            taken.update((pair.client, pair.peer))
+            taken.update(p for p in (pair.client, pair.peer, pair.metrics) if p is not None)
     return taken
 
 
@@ -113,6 +113,12 @@ class LocalPlatform:
             client = _free_port(taken)
             peer = _free_port(taken | {client})
             ports = Ports(client=client, peer=peer)
+            facts.ports[member] = ports
+            self.dir.write_facts(facts)
+        if ports.metrics is None and profile(self.federation.spec.engine).metrics_port_flag:
+            taken = {p for pair in facts.ports.values() for p in (pair.client, pair.peer)}
+            taken |= _ports_of_every_federation(self.dir.path.parent)
+            ports.metrics = _free_port(taken)
             facts.ports[member] = ports
             self.dir.write_facts(facts)
         return ports
@@ -179,6 +185,8 @@ class LocalPlatform:
         mode: StartMode,
         initial_cluster: Sequence[tuple[str, str]],
         revision: str,
+        *,
+        initial_leader: bool = False,
     ) -> None:
         existing = self.dir.read_process(member)
         if existing is not None and processes.is_alive(existing.record):
@@ -210,6 +218,8 @@ class LocalPlatform:
             mode=mode,
             cluster_token=self._cluster_token(),
             extra_args=spec.engine_args,
+            initial_leader=initial_leader,
+            metrics_port=ports.metrics,
         )
         self.dir.member_dir(member).mkdir(parents=True, exist_ok=True)
         record = processes.spawn(command(launch), self.dir.member_log(member))

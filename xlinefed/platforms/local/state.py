@@ -54,6 +54,8 @@ def read_json(path: Path) -> Any:
 class Ports:
     client: int
     peer: int
+    #: For engines whose metrics listener would collide on one host (Xline: 9100).
+    metrics: int | None = None
 
 
 @dataclass
