@@ -11,4 +11,14 @@ echo "==> import contracts"; lint-imports
 echo "==> generated files"; hack/gen_crds.sh --check
 echo "==> helm (cached)"; hack/install_helm.sh >/dev/null
 echo "==> test stack build (cached)"; hack/stack/build.sh
-echo "==> pytest"; exec pytest "$@"
+echo "==> pytest"
+rm -f .state/xline-skipped
+status=0
+pytest "$@" || status=$?
+# Xline is in no registry CI reaches: say at the very end how many of its tests did not run.
+if [ -f .state/xline-skipped ]; then
+  printf '\033[1;31m==> %s\033[0m\n' "$(cat .state/xline-skipped)"
+else
+  echo "==> no Xline test was skipped"
+fi
+exit "$status"

@@ -83,9 +83,10 @@ def build_status(
             id=f"{m.member_id:x}" if m.member_id is not None else None,
             role=(MemberRole.LEARNER if m.is_learner else MemberRole.VOTER) if m.in_list else None,
             leader=m.name == observed.leader,
-            version=snapshot.runtimes[m.name].version
-            if m.name in snapshot.runtimes and snapshot.runtimes[m.name].version
-            else versions.get(m.name),
+            # What the member itself reports; the template's version only while it does
+            # not answer (Xline v0.7.0 reports 0.6.1: see docs/engines.md).
+            version=versions.get(m.name)
+            or (snapshot.runtimes[m.name].version if m.name in snapshot.runtimes else None),
             healthy=m.healthy,
             raft_index=m.applied_index,
         )

@@ -83,6 +83,8 @@ def now() -> str:
 
 
 def _which(name: str) -> str | None:
+    if name == "xline" and os.environ.get("XLINEFED_XLINE_BIN"):
+        return os.environ["XLINEFED_XLINE_BIN"]
     return shutil.which(name)
 
 

@@ -41,10 +41,17 @@ class EngineNotFound(RuntimeError):
 
 
 def find_binary(engine: Engine, version: str) -> tuple[str, bool]:
-    """The binary for `engine` at `version`: `$XLINEFED_BIN_DIR/<binary>-<version>` when it
-    exists, else the one on PATH. Returns (path, exact) where `exact` says the version
-    was matched rather than the PATH fallback used."""
+    """The binary for `engine` at `version`: `$XLINEFED_XLINE_BIN` for Xline when set, else
+    `$XLINEFED_BIN_DIR/<binary>-<version>` when it exists, else the one on PATH. Returns
+    (path, exact) where `exact` says the version was matched rather than a fallback."""
     name = profile(engine).binary
+    explicit = os.environ.get("XLINEFED_XLINE_BIN") if engine is Engine.XLINE else None
+    if explicit:
+        if not Path(explicit).is_file():
+            raise EngineNotFound(
+                f"XLINEFED_XLINE_BIN={explicit} is not a file; point it at an xline binary"
+            )
+        return explicit, False
     bin_dir = os.environ.get("XLINEFED_BIN_DIR")
     if bin_dir:
         for candidate in (f"{name}-{version}", f"{name}-v{version.lstrip('v')}"):
@@ -56,8 +63,10 @@ def find_binary(engine: Engine, version: str) -> tuple[str, bool]:
         hint = (
             "install it with `apt-get install etcd-server`"
             if engine is Engine.ETCD
-            else "put the `xline` binary on PATH (build it with `cargo install` from the "
-            "Xline sources) or use `engine: etcd`"
+            else "Xline is in no package registry: take the `xline` binary from "
+            "https://github.com/xline-kv/Xline/releases (or the image "
+            "ghcr.io/xline-kv/xline), then put it on PATH or set XLINEFED_XLINE_BIN; "
+            "or use `engine: etcd`"
         )
         raise EngineNotFound(f"the {engine.value} binary `{name}` is not on PATH; {hint}")
     return found, False

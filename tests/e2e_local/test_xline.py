@@ -1,0 +1,134 @@
+"""The local runtime end to end on a real Xline: the same operations and checks as on
+etcd (`test_lifecycle.py`). Xline is in no registry this project reaches, so these run
+only where a binary is given (`XLINEFED_XLINE_BIN`); elsewhere they are skipped loudly
+(see tests/support/xline.py and the summary line of the run)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.e2e_local.conftest import LocalFederation
+from tests.e2e_local.test_lifecycle import SPEC as ETCD_SPEC
+from tests.e2e_local.test_lifecycle import assert_converged, run_under_writer
+from tests.support.wait import wait_until
+from tests.support.writer import SequencedWriter
+from tests.support.xline import XLINE_VERSION, xline_binary
+from xlinefed.api.engines import Engine, profile
+
+pytestmark = [pytest.mark.slow, pytest.mark.xline]
+
+SPEC = copy.deepcopy(ETCD_SPEC)
+SPEC["metadata"]["name"] = "e2e"
+SPEC["spec"].update({"engine": "xline", "version": XLINE_VERSION})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def xline_on_path() -> None:
+    binary = xline_binary()
+    if binary is not None:
+        os.environ["XLINEFED_XLINE_BIN"] = str(binary)
+
+
+def test_up_static(local_federation: LocalFederation, tmp_path: Path) -> None:
+    local_federation.up(SPEC, tmp_path)
+    assert_converged(local_federation)
+    # Exactly one initial member was started as the initial leader.
+    flagged = [
+        name
+        for name in local_federation.desired_names()
+        if "--is-leader" in (local_federation.dir.read_process(name).record.argv)  # type: ignore[union-attr]
+    ]
+    assert len(flagged) == 1, flagged
+
+
+def test_status_shows_the_version_each_member_reports(local_federation: LocalFederation) -> None:
+    versions = {m["name"]: m.get("version") for m in local_federation.status()["members"]}
+    expected = profile(Engine.XLINE).reported_version(XLINE_VERSION)
+    assert set(versions.values()) == {expected}, versions
+
+
+def test_scale_out_two_clusters_at_once(local_federation: LocalFederation) -> None:
+    run_under_writer(local_federation, "xline scale-out", "local", "scale", "e2e", "a=2", "b=2")
+
+
+def test_scale_in(local_federation: LocalFederation) -> None:
+    run_under_writer(local_federation, "xline scale-in", "local", "scale", "e2e", "b=1")
+
+
+def test_add_one_cluster_and_remove_another(local_federation: LocalFederation) -> None:
+    run_under_writer(
+        local_federation, "xline add d, remove c", "local", "scale", "e2e", "d=1", "c=0"
+    )
+
+
+def test_rolling_update(local_federation: LocalFederation) -> None:
+    run_under_writer(
+        local_federation,
+        "xline rolling update",
+        "local",
+        "upgrade",
+        "e2e",
+        "--set",
+        "log-level=warn",
+    )
+
+
+def _kill_and_wait(local_federation: LocalFederation, victim: str) -> None:
+    process = local_federation.dir.read_process(victim)
+    assert process is not None
+    with SequencedWriter(local_federation.all_endpoints) as writer:
+        wait_until(lambda: len(writer.acknowledged) >= 5, timeout=30, what="first writes")
+        os.kill(process.record.pid, signal.SIGKILL)
+        wait_until(
+            lambda: (
+                (p := local_federation.dir.read_process(victim)) is not None
+                and p.record.pid != process.record.pid
+            ),
+            timeout=60,
+            what=f"{victim} restarted by the controller",
+        )
+        count = len(writer.acknowledged)
+        wait_until(lambda: len(writer.acknowledged) >= count + 5, timeout=60, what="writes go on")
+    report = writer.verify(local_federation.endpoints())
+    local_federation.record(f"xline kill -9 {victim}", report)
+    assert report.lost == []
+    wait_until(lambda: local_federation.status().get("converged"), timeout=90, what="converged")
+    assert_converged(local_federation)
+
+
+def test_kill_a_follower(local_federation: LocalFederation) -> None:
+    leader = local_federation.status()["leader"]
+    victim = sorted(n for n in local_federation.desired_names() if n != leader)[-1]
+    _kill_and_wait(local_federation, victim)
+
+
+def test_kill_the_leader(local_federation: LocalFederation) -> None:
+    _kill_and_wait(local_federation, local_federation.status()["leader"])
+
+
+def test_member_whose_data_is_lost_is_replaced(local_federation: LocalFederation) -> None:
+    leader = local_federation.status()["leader"]
+    victim = sorted(n for n in local_federation.desired_names() if n != leader)[0]
+    old_id = next(m.get("id") for m in local_federation.status()["members"] if m["name"] == victim)
+    with SequencedWriter(local_federation.all_endpoints) as writer:
+        wait_until(lambda: len(writer.acknowledged) >= 5, timeout=30, what="first writes")
+        shutil.rmtree(local_federation.dir.data_dir(victim))
+
+        def replaced() -> bool:
+            status = local_federation.status()
+            member = next((m for m in status["members"] if m["name"] == victim), None)
+            return bool(
+                member and member.get("id") not in (None, old_id) and status.get("converged")
+            )
+
+        wait_until(replaced, timeout=180, what=f"{victim} replaced under a new member id")
+    report = writer.verify(local_federation.endpoints())
+    local_federation.record("xline data loss of one member", report)
+    assert report.lost == []
+    assert_converged(local_federation)
