@@ -538,6 +538,7 @@ class Sim:
     def cut(self, cluster: str, ticks: int = 0) -> None:
         """Cut `cluster` off from every other: its members answer only its own executor,
         name no leader, stop applying and keep the member list they had."""
+        stats.count_fault("cut")
         self.islands[cluster] = 1 + max(self.islands.values(), default=0)
         if ticks:
             self.cut_ticks[cluster] = ticks
@@ -557,6 +558,7 @@ class Sim:
 
     def kill_cluster(self, cluster: str) -> None:
         """The cluster is gone for good: its members stop and never run again."""
+        stats.count_fault("cluster-lost")
         for m in self.members.values():
             if m.cluster == cluster:
                 m.stop()
@@ -592,6 +594,7 @@ class Sim:
         if cross_cluster:
             kinds += ["stale", "stale", "cut"]
         kind = rng.choice(kinds)
+        stats.count_fault(kind)
         running = sorted(m.name for m in self.members.values() if m.running)
         if kind == "lock":
             self.hold_lock("another-executor", rng.randint(1, 3))
@@ -935,6 +938,7 @@ def run_to_done(
                 return RunResult(steps=i + 1, trace=trace)
         if faulty and world.stale_applies and key in held:
             old = held.pop(key)
+            stats.count_fault("stale-apply")
             if not old.needs_lock:
                 trace.append(f"     [{key}] late: {old.describe()}")
                 step = old
@@ -943,10 +947,14 @@ def run_to_done(
             sim.tick()
             continue
         quiet = faulty and step.changes_membership and rng.randint(0, 99) < world.quiet_effects
+        if quiet:
+            stats.count_fault("quiet-effect")
         try:
             sim.apply(step, took_effect_quietly=quiet)
         except StepRejected as error:
+            stats.count_unsafe()
             raise AssertionError(_failure("step rejected", [str(error)], trace)) from error
+        stats.saw_cluster_ids(len(sim.cluster_uids))
         sim.tick()
     raise AssertionError(_failure(f"no Done after {max_steps} steps", sim.mismatches(), trace))
 
