@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from xlinefed.api.engines import Engine
 from xlinefed.api.loading import load_federation_yaml
 from xlinefed.api.validation import SpecError
 from xlinefed.platforms.local import federations as local_ops
@@ -349,6 +350,21 @@ def federation_operator(
     if kubeconfig:
         os.environ["KUBECONFIG"] = str(kubeconfig)
     run_operator("xlinefed.operators.federation", namespace)
+
+
+@app.command("member-guard")
+def member_guard(
+    data_dir: Annotated[Path, typer.Option(help="The member's data directory.")],
+    member: Annotated[str, typer.Option(help="The member's name, for the message.")],
+    engine: Annotated[Engine, typer.Option(help="etcd or xline.")] = Engine.ETCD,
+    require_data: Annotated[
+        bool, typer.Option(help="The member ran before: refuse to start it empty.")
+    ] = False,
+) -> None:
+    """Init container of a member pod: refuse to start a member that lost its data."""
+    from xlinefed.platforms.member_guard import guard
+
+    raise typer.Exit(guard(engine, data_dir, member, require_data=require_data))
 
 
 render = typer.Typer(

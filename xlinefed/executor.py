@@ -409,7 +409,13 @@ class Executor:
                     name, StartMode.NEW, cluster, revision, initial_leader=step.initial_leader
                 )
             case StartMember(name=name, mode=mode, revision=revision):
-                await platform.start(name, mode, self._initial_from_list(snapshot, name), revision)
+                await platform.start(
+                    name,
+                    mode,
+                    self._initial_from_list(snapshot, name),
+                    revision,
+                    require_data=step.require_data,
+                )
             case AddLearner(name=name):
                 async with self._client(snapshot) as client:
                     budget = await prove(step.describe())
@@ -446,7 +452,11 @@ class Executor:
                 if voter:
                     await prove(f"start {name}")
                 await platform.start(
-                    name, StartMode.EXISTING, self._initial_from_list(snapshot, name), revision
+                    name,
+                    StartMode.EXISTING,
+                    self._initial_from_list(snapshot, name),
+                    revision,
+                    require_data=True,
                 )
             case _:
                 raise AssertionError(f"not an actionable step: {step}")

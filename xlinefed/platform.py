@@ -39,7 +39,12 @@ class Platform(Protocol):
         revision: str,
         *,
         initial_leader: bool = False,
-    ) -> None: ...
+        require_data: bool = False,
+    ) -> None:
+        """Start `member`. With `require_data` (it ran before) it must not start empty:
+        the platform refuses, or has the member's start guard refuse, when its data
+        directory holds no consensus state."""
+        ...
 
     async def stop(self, member: str) -> None: ...
 

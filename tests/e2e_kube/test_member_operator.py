@@ -3,8 +3,12 @@ the operator as a real process. One XlineCluster walks through its whole life.""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import signal
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +23,7 @@ from tests.e2e_kube.conftest import (
 from tests.stack._client import ApiError, KubeClient
 from tests.support.wait import wait_until
 from tests.support.writer import SequencedWriter
+from xlinefed.api.engines import Engine, profile
 from xlinefed.topology import member_name
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -125,7 +130,8 @@ def test_scale_out_and_in_under_a_writer(
         for e in events(member1, member_namespace)
         if e["reason"] == "PromoteLearner"
     ]
-    max_lag = resource(member1, member_namespace)["spec"]["updateStrategy"]["maxPromoteLag"]
+    strategy = resource(member1, member_namespace)["spec"].get("updateStrategy") or {}
+    max_lag = strategy.get("maxPromoteLag", profile(Engine.ETCD).default_promote_lag)
     assert lags and all(lag <= max_lag for lag in lags), lags
 
 
@@ -189,6 +195,55 @@ def test_rolling_update_moves_leadership_first(
     assert len(leaders_after) == 1
     assert term_after - term_before == len(transfers), (term_before, term_after, steps)
     assert leaders_before != leaders_after
+
+
+def test_a_member_whose_volume_empties_is_replaced_not_restarted_empty(
+    member1: KubeClient, member_namespace: str, operator: MemberOperator
+) -> None:
+    """Issue 16, finding 8: the PVC object is kept but the volume's contents are gone.
+    The pod's start guard reads the volume, refuses to start the member empty under its
+    old identity, and the operator replaces it (remove, then add back as a learner)."""
+    status = resource(member1, member_namespace)["status"]
+    victim = next(m for m in status["members"] if not m.get("leader"))
+    old_id = victim["id"]
+    pvc = member1.get("v1", "PersistentVolumeClaim", f"data-{victim['name']}", member_namespace)
+    volume = member1.get("v1", "PersistentVolume", pvc["spec"]["volumeName"])
+    host_dir = Path(volume["spec"]["hostPath"]["path"])
+    found = sorted(str(p.relative_to(host_dir)) for p in host_dir.rglob("*"))[:20]
+    assert (host_dir / "data" / "member" / "wal").is_dir(), f"no WAL on the volume: {found}"
+    pod = member1.get("v1", "Pod", victim["name"], member_namespace)
+    pid = int(pod["status"]["containerStatuses"][0]["containerID"].split("://")[1])
+    seen_before = len(events(member1, member_namespace))
+    with SequencedWriter(lambda: endpoints(member1, member_namespace)) as writer:
+        wait_until(lambda: len(writer.acknowledged) >= 5, timeout=30, what="first writes")
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not _alive(pid), timeout=10, what="the member's process gone")
+        for child in host_dir.iterdir():  # the volume empties; the PVC stays
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+        def replaced() -> bool:
+            now = resource(member1, member_namespace).get("status") or {}
+            member = next((m for m in now.get("members", []) if m["name"] == victim["name"]), {})
+            return member.get("id") not in (None, old_id) and reached(member1, member_namespace, 3)
+
+        wait_until(replaced, timeout=150, what=f"{victim['name']} replaced under a new id")
+    report = writer.verify(endpoints(member1, member_namespace))
+    assert report.acknowledged > 0 and report.lost == []
+    new = [(e["reason"], e["message"]) for e in events(member1, member_namespace)[seen_before:]]
+    assert (
+        "RemoveMember",
+        f"remove {victim['name']} from the member list (its data is gone)",
+    ) in new
+    voters, learners, leaders, _ = consensus_view(endpoints(member1, member_namespace))
+    assert len(voters) == 3 and not learners and len(leaders) == 1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
 
 
 def test_operator_killed_mid_scale_converges_after_restart(

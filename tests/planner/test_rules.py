@@ -96,7 +96,9 @@ def test_the_lock_held_by_another_executor_turns_every_membership_step_into_a_wa
     assert "operator-b" in step.reason and "add f-a-4" not in step.reason
     assert "add f-a-3 as a learner" in step.reason
     sim.crash("f-a-2")
-    assert checked(sim) == StartMember("f-a-2", StartMode.EXISTING, revision="r1")  # needs no lock
+    assert checked(sim) == StartMember(
+        "f-a-2", StartMode.EXISTING, revision="r1", require_data=True
+    )  # needs no lock
 
 
 def test_scale_in_moves_leadership_first_then_removes_highest_ordinal_first():
@@ -120,7 +122,9 @@ def test_the_quorum_guard_holds_back_a_restart_while_another_voter_is_down():
     sim = Sim.converged(make_desired({"a": 3}), leader="f-a-0")
     sim.desired = make_desired({"a": 3}, revision="r2")
     sim.crash("f-a-1")
-    assert checked(sim) == StartMember("f-a-1", StartMode.EXISTING, revision="r1")
+    assert checked(sim) == StartMember(
+        "f-a-1", StartMode.EXISTING, revision="r1", require_data=True
+    )
     sim.members["f-a-1"].running = True  # running but not answering
     step = checked(sim)
     assert isinstance(step, Wait) and "f-a-1" in step.reason
@@ -202,7 +206,9 @@ def test_scope_a_member_operator_touches_only_its_own_cluster():
     assert checked(sim, frozenset({"b"})) == AddLearner("f-b-1")
     sim.crash("f-b-0")
     assert checked(sim, frozenset({"a"})) == Done()
-    assert checked(sim, frozenset({"b"})) == StartMember("f-b-0", StartMode.EXISTING, revision="r1")
+    assert checked(sim, frozenset({"b"})) == StartMember(
+        "f-b-0", StartMode.EXISTING, revision="r1", require_data=True
+    )
 
 
 def test_without_quorum_crashed_members_restart_wanted_ones_first():
@@ -210,10 +216,14 @@ def test_without_quorum_crashed_members_restart_wanted_ones_first():
     sim.desired = make_desired({"a": 1})
     for name in ("f-a-0", "f-a-1", "f-a-2"):
         sim.crash(name)
-    assert checked(sim) == StartMember("f-a-0", StartMode.EXISTING, revision="r1")
+    assert checked(sim) == StartMember(
+        "f-a-0", StartMode.EXISTING, revision="r1", require_data=True
+    )
     sim.apply(checked(sim))
     # f-a-0 alone is no quorum of three: a member being scaled in must come back too.
-    assert checked(sim) == StartMember("f-a-1", StartMode.EXISTING, revision="r1")
+    assert checked(sim) == StartMember(
+        "f-a-1", StartMode.EXISTING, revision="r1", require_data=True
+    )
 
 
 def test_the_builder_names_members_as_the_real_desired_from_does():

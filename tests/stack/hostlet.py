@@ -22,6 +22,10 @@ container as a local process:
   the names in the annotation `xlinefed.io/dns-names` (comma-separated, e.g.
   `<pod>.<cluster>.<federation>.<ns>.svc.clusterset.local`) and, when the pod sets
   hostname and subdomain, `<hostname>.<subdomain>.<ns>.svc.cluster.local`;
+- init containers run first, to completion and in order (their output goes to the pod's
+  log, a failure's tail becomes the termination message); one that fails fails the pod
+  under restartPolicy Never and is retried otherwise; the command `xlinefed` runs this
+  test's own `python -m xlinefed.cli` (the operator's image);
 - status: phase, podIP, hostIP, startTime, the conditions PodScheduled, Initialized,
   ContainersReady and Ready, container state, restartCount; readiness from the
   readinessProbe (httpGet, tcpSocket, exec; against the pod IP), liveness and startup
@@ -115,6 +119,9 @@ def resolve_argv(
     images: list[tuple[str, str | None]],
 ) -> list[str]:
     """The argv to run for a container, or ValueError when nothing local matches."""
+    if command and os.path.basename(command[0]) == "xlinefed":
+        # The operator's image: this test's own xlinefed.
+        return [sys.executable, "-m", "xlinefed.cli", *command[1:], *args]
     if command:
         binary = map_command_head(command[0])
         if not binary:
@@ -209,6 +216,10 @@ class PodWorker(threading.Thread):
         self.cwd: Path = self.dir
         self.mounts: list[tuple[str, str]] = []
         self.prepared_for = ""
+        #: Init containers run to completion, in order, before the first container.
+        self.init_statuses: list[Obj] = []
+        self.init_done = not pod["spec"].get("initContainers")
+        self.init_failed = False
 
     # The container spec the worker runs: the pod's first container.
     @property
@@ -244,7 +255,15 @@ class PodWorker(threading.Thread):
                     float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
                 )
                 self.argv = []
-            if not self.argv and time.monotonic() >= retry_at:
+            if not self.init_done and not self.init_failed and time.monotonic() >= retry_at:
+                try:
+                    self._run_init_containers()
+                except _NotYet as reason:
+                    self.run_state.waiting = ("PodInitializing", str(reason))
+                    retry_at = time.monotonic() + 0.5
+                if not self.init_done and not self.init_failed:
+                    retry_at = max(retry_at, time.monotonic() + 2)
+            if self.init_done and not self.argv and time.monotonic() >= retry_at:
                 try:
                     self._prepare()
                 except _NotYet as reason:
@@ -259,6 +278,61 @@ class PodWorker(threading.Thread):
             self._publish()
             self.stop_requested.wait(0.1)
         self._kill(self.grace)
+
+    def _run_init_containers(self) -> None:
+        """Each init container to completion, as a kubelet does; one that fails fails the
+        pod under restartPolicy Never, and is retried otherwise."""
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.init_statuses = []
+        for container in self.pod["spec"].get("initContainers", []) or []:
+            mounts = self._mounts(container)
+            env = self._env(container)
+            env = {k: rewrite_paths(v.replace("0.0.0.0", self.ip), mounts) for k, v in env.items()}
+            command = [expand(c, env) for c in container.get("command", []) or []]
+            args = [expand(a, env) for a in container.get("args", []) or []]
+            argv = resolve_argv(container.get("image", ""), command, args, self.hostlet.images)
+            argv = [argv[0]] + [rewrite_paths(a, mounts) for a in argv[1:]]
+            started = now()
+            base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.dir)}
+            result = subprocess.run(
+                argv, cwd=self.dir, env={**base, **env}, capture_output=True, timeout=120
+            )
+            output = (result.stdout + result.stderr).decode(errors="replace")
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "a") as out:
+                out.write(f"--- hostlet {started}: init {container['name']}: {' '.join(argv)}\n")
+                out.write(output)
+            code = result.returncode if result.returncode >= 0 else 128 - result.returncode
+            terminated = {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": started,
+                "finishedAt": now(),
+                # terminationMessagePolicy FallbackToLogsOnError: the output's tail
+                **({"message": output.strip()[-1024:]} if code and output.strip() else {}),
+            }
+            self.init_statuses.append(
+                {
+                    "name": container["name"],
+                    "image": container.get("image", ""),
+                    "imageID": f"hostlet://{argv[0]}",
+                    "ready": code == 0,
+                    "restartCount": 0,
+                    "state": {"terminated": terminated},
+                }
+            )
+            log.info(
+                "pod %s/%s: init container %s exited %s",
+                self.namespace,
+                self.pod_name,
+                container["name"],
+                code,
+            )
+            if code != 0:
+                self.init_failed = policy == "Never"
+                return
+        self.init_done = True
 
     def _spec_key(self) -> str:
         container = self.container
@@ -304,10 +378,10 @@ class PodWorker(threading.Thread):
             )
         return names
 
-    def _mounts(self) -> list[tuple[str, str]]:
+    def _mounts(self, container: Obj | None = None) -> list[tuple[str, str]]:
         volumes = {v["name"]: v for v in self.pod["spec"].get("volumes", []) or []}
         mounts = []
-        for mount in self.container.get("volumeMounts", []) or []:
+        for mount in (container or self.container).get("volumeMounts", []) or []:
             volume = volumes.get(mount["name"])
             if volume is None:
                 raise ValueError(f"volumeMount {mount['name']!r} names no volume")
@@ -362,9 +436,10 @@ class PodWorker(threading.Thread):
                 (target / path).parent.mkdir(parents=True, exist_ok=True)
                 (target / path).write_bytes(value)
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, container: Obj | None = None) -> dict[str, str]:
+        container = container or self.container
         env: dict[str, str] = {}
-        for source in self.container.get("envFrom", []) or []:
+        for source in container.get("envFrom", []) or []:
             prefix = source.get("prefix", "")
             if "configMapRef" in source:
                 obj = self.client.get_or_none(
@@ -378,7 +453,7 @@ class PodWorker(threading.Thread):
                 )
                 for k, v in ((obj or {}).get("data") or {}).items():
                     env[prefix + k] = base64.b64decode(v).decode()
-        for item in self.container.get("env", []) or []:
+        for item in container.get("env", []) or []:
             if "valueFrom" in item:
                 value = self._value_from(item["valueFrom"])
                 if value is None:
@@ -430,6 +505,7 @@ class PodWorker(threading.Thread):
         """Take over a process a previous hostlet started for this pod (hostlet restart)."""
         record = PidFile.read(self.pidfile_path)
         if record and record.alive():
+            self.init_done = True
             status = next(iter(self.pod.get("status", {}).get("containerStatuses", []) or []), {})
             running = (status.get("state") or {}).get("running") or {}
             self.run_state = ContainerRun(
@@ -674,7 +750,9 @@ class PodWorker(threading.Thread):
         ready = running and self.readiness.passed and self.startup.passed
         policy = self.pod["spec"].get("restartPolicy", "Always")
         final = state.pid is None and state.next_start == float("inf") and state.terminated
-        if running:
+        if self.init_failed:
+            phase = "Failed"
+        elif running:
             phase = "Running"
         elif final:
             phase = (
@@ -735,11 +813,12 @@ class PodWorker(threading.Thread):
             "conditions": [
                 {**condition("PodScheduled", True), "lastTransitionTime": scheduled},
                 condition("PodReadyToStartContainers", bool(self.argv)),
-                condition("Initialized", True),
+                condition("Initialized", self.init_done),
                 condition("ContainersReady", ready),
                 condition("Ready", ready),
             ],
             "containerStatuses": statuses,
+            **({"initContainerStatuses": self.init_statuses} if self.init_statuses else {}),
         }
 
     def _publish(self) -> None:

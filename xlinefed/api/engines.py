@@ -50,6 +50,9 @@ class EngineProfile:
     #: Release tag in the spec → the version string its members report (Xline v0.7.0
     #: reports its crate version at that tag, 0.6.1).
     reported_versions: tuple[tuple[str, str], ...] = ()
+    #: A path under the member's data directory that exists once it holds consensus
+    #: state (etcd's write-ahead log; Xline's curp log, a RocksDB under `curp/`).
+    data_marker: str = "member/wal"
 
     def reported_version(self, spec_version: str) -> str:
         """What a member running `spec_version` says it runs."""
@@ -81,6 +84,7 @@ ENGINES: dict[Engine, EngineProfile] = {
         metrics_port_flag="--metrics-port",
         supports_defragment=False,
         reported_versions=(("0.7.0", "0.6.1"),),
+        data_marker="curp/CURRENT",
     ),
 }
 

@@ -205,7 +205,12 @@ def _before_quorum(view: _View) -> Step:
                 m.ordinal or 0,
             ),
         )
-        return StartMember(member.name, StartMode.EXISTING, revision=_start_revision(view, member))
+        return StartMember(
+            member.name,
+            StartMode.EXISTING,
+            revision=_start_revision(view, member),
+            require_data=True,  # it has data (we believe): the guard checks
+        )
     formation = view.formation
     running = sum(1 for m in observed.members if m.running)
     if formation.formed or observed.formed:
@@ -333,7 +338,13 @@ def _start_listed(view: _View) -> Step | None:
             initial_members=initial,
             initial_leader=member.name == _initial_leader(view),
         )
-    return StartMember(member.name, StartMode.EXISTING, revision=_start_revision(view, member))
+    # A learner that never ran starts empty; anyone else must find its data.
+    return StartMember(
+        member.name,
+        StartMode.EXISTING,
+        revision=_start_revision(view, member),
+        require_data=member.ever_started or member.has_data,
+    )
 
 
 def _safe(view: _View, member: ObservedMember, *, removes: bool) -> bool:

@@ -105,6 +105,9 @@ class StartMember(Step):
     initial_members: tuple[str, ...] = ()
     #: NEW only: it is the initial leader the engine needs named (see Bootstrap).
     initial_leader: bool = False
+    #: It ran before, so it must find its data: the platform refuses to start it empty
+    #: (a pod's start guard reports the loss instead, and the member is replaced).
+    require_data: bool = False
 
     @property
     def member(self) -> str:

@@ -9,9 +9,11 @@ ServiceExport of it so the Multi-Cluster Services API publishes
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
+from xlinefed import __version__
 from xlinefed.api.engines import profile
 from xlinefed.api.models import XlineCluster
 from xlinefed.launch import LaunchSpec, command
@@ -58,6 +60,12 @@ def owner_reference(resource: XlineCluster) -> dict[str, Any]:
     }
 
 
+#: The start guard's init container (see xlinefed/platforms/member_guard.py), run from
+#: the operator's own image.
+GUARD_CONTAINER = "start-guard"
+GUARD_IMAGE = os.environ.get("XLINEFED_OPERATOR_IMAGE", f"xlinefed/operator:{__version__}")
+
+
 def pvc_name(member: str) -> str:
     return f"data-{member}"
 
@@ -71,6 +79,8 @@ def pod(
     cluster_token: str,
     *,
     initial_leader: bool = False,
+    require_data: bool = False,
+    guard_image: str = GUARD_IMAGE,
 ) -> dict[str, Any]:
     spec = resource.spec
     ports = spec.network.ports
@@ -107,7 +117,24 @@ def pod(
         "spec": {
             "hostname": member.name,
             "subdomain": spec.federation,
-            "restartPolicy": "Always",
+            # Never: a container that exits is not restarted in place with the arguments
+            # it was created with (a bootstrap pod's `new`, a volume that emptied since);
+            # the operator starts a new pod, and the start guard checks the data first.
+            "restartPolicy": "Never",
+            "initContainers": [
+                {
+                    "name": GUARD_CONTAINER,
+                    "image": guard_image,
+                    "command": ["xlinefed", "member-guard"],
+                    "args": [
+                        f"--data-dir={DATA_MOUNT}/data",
+                        f"--member={member.name}",
+                        f"--engine={spec.engine.value}",
+                        "--require-data" if require_data else "--no-require-data",
+                    ],
+                    "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}],
+                }
+            ],
             "terminationGracePeriodSeconds": 30,
             "containers": [
                 {

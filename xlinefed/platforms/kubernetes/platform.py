@@ -25,6 +25,7 @@ from xlinefed.planner.model import Desired, Formation
 from xlinefed.planner.steps import StartMode
 from xlinefed.platform import MemberRuntime
 from xlinefed.platforms.kubernetes import manifests, objects
+from xlinefed.platforms.member_guard import DATA_LOST
 from xlinefed.topology import Member, desired_members, make_member, parse_member_name
 
 log = get_logger(__name__)
@@ -33,6 +34,16 @@ log = get_logger(__name__)
 def cluster_token(resource: XlineCluster) -> str:
     # Every member cluster must compute the same token without talking to the others.
     return f"{resource.namespace}-{resource.spec.federation}"
+
+
+def _guard_found_data_lost(pod: Any) -> bool:
+    """The pod's start guard refused: the member's volume holds no consensus data."""
+    statuses = (pod.status.init_container_statuses or []) if pod and pod.status else []
+    for status in statuses:
+        terminated = status.state.terminated if status.state else None
+        if status.name == manifests.GUARD_CONTAINER and terminated is not None:
+            return bool(terminated.exit_code == DATA_LOST)
+    return False
 
 
 class KubernetesPlatform:
@@ -100,7 +111,9 @@ class KubernetesPlatform:
         return MemberRuntime(
             present=pod is not None,
             running=running,
-            has_data=member in self._pvcs,
+            # The PVC object says a volume exists; whether it holds the member's data
+            # only the start guard can tell, reading the volume itself.
+            has_data=member in self._pvcs and not _guard_found_data_lost(pod),
             revision=annotations.get(manifests.ANNOTATION_REVISION),
             version=annotations.get(manifests.ANNOTATION_VERSION),
         )
@@ -120,6 +133,17 @@ class KubernetesPlatform:
         )
 
     # --- actions
+    async def _clear_finished_pod(self, member: str) -> None:
+        """A pod that ran to an end (restartPolicy Never) is replaced, not restarted."""
+        try:
+            pod = await self.core.read_namespaced_pod(member, self.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return
+            raise
+        if pod.status is not None and pod.status.phase in ("Failed", "Succeeded"):
+            await self.stop(member)
+
     async def _ensure_pvc(self, member: str) -> None:
         try:
             await self.core.create_namespaced_persistent_volume_claim(
@@ -137,8 +161,10 @@ class KubernetesPlatform:
         revision: str,
         *,
         initial_leader: bool = False,
+        require_data: bool = False,
     ) -> None:
         await self._wait_pod_gone(member, only_if_terminating=True)
+        await self._clear_finished_pod(member)
         await self._ensure_pvc(member)
         body = manifests.pod(
             self.resource,
@@ -148,6 +174,7 @@ class KubernetesPlatform:
             revision,
             cluster_token(self.resource),
             initial_leader=initial_leader,
+            require_data=require_data,
         )
         try:
             await self.core.create_namespaced_pod(self.namespace, body)

@@ -30,6 +30,7 @@ from xlinefed.platforms.local.state import (
     Ports,
     list_federations,
 )
+from xlinefed.platforms.member_guard import has_consensus_data
 
 log = get_logger(__name__)
 
@@ -38,6 +39,10 @@ HOST = "127.0.0.1"
 
 class EngineNotFound(RuntimeError):
     pass
+
+
+class MemberDataLost(RuntimeError):
+    """A member that ran before would start with an empty data directory."""
 
 
 def find_binary(engine: Engine, version: str) -> tuple[str, bool]:
@@ -151,8 +156,7 @@ class LocalPlatform:
         return MemberRuntime(
             present=process is not None,
             running=running,
-            has_data=(self.dir.data_dir(member) / "member" / "wal").is_dir()
-            or (self.dir.data_dir(member) / "xline").exists(),
+            has_data=has_consensus_data(self.federation.spec.engine, self.dir.data_dir(member)),
             revision=process.revision if process else None,
             version=process.version if process else None,
         )
@@ -196,11 +200,17 @@ class LocalPlatform:
         revision: str,
         *,
         initial_leader: bool = False,
+        require_data: bool = False,
     ) -> None:
         existing = self.dir.read_process(member)
         if existing is not None and processes.is_alive(existing.record):
             return
         spec = self.federation.spec
+        if require_data and not has_consensus_data(spec.engine, self.dir.data_dir(member)):
+            raise MemberDataLost(
+                f"{member} ran before but {self.dir.data_dir(member)} holds no "
+                f"{spec.engine.value} data; not starting it empty (the controller replaces it)"
+            )
         binary, exact = find_binary(spec.engine, spec.version)
         ports = self._ports(member)
         for pid in processes.find_by_argument(f"--data-dir={self.dir.data_dir(member)}"):
