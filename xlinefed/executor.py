@@ -387,12 +387,22 @@ class Executor:
         are each preceded by a fresh proof that the lock is held, and bounded by it."""
         platform = self.platform
 
-        async def prove(what: str) -> float:
+        async def prove(what: str, client: ConsensusClient | None = None) -> float:
+            """Re-prove the lock; the client then sends nothing past the proof's end."""
             if fence is None:
                 if step.needs_lock:
                     raise AssertionError(f"{step.kind} needs the membership lock")
                 return self.request_timeout
-            return min(self.request_timeout, await fence.prove(what))
+            budget = await fence.prove(what)
+            if client is not None:
+                client.not_after = fence.not_after
+            return min(self.request_timeout, budget)
+
+        def still_proved(what: str) -> None:
+            """Right before a platform action: the proof must still be good (a pause since
+            `prove` counts against it)."""
+            if fence is not None:
+                fence.remaining(what)
 
         voter = (m := snapshot.observed.member(step.member or "")) is not None and m.is_voter
         match step:
@@ -418,39 +428,45 @@ class Executor:
                 )
             case AddLearner(name=name):
                 async with self._client(snapshot) as client:
-                    budget = await prove(step.describe())
+                    # Recorded first: a learner added by an executor that dies right after
+                    # must still carry the time the others' grace period counts from.
+                    await client.put(self._joined_key(name), repr(self.wall_clock()))
+                    budget = await prove(step.describe(), client)
                     await client.member_add(
                         [platform.peer_url(name)], learner=True, deadline=budget
                     )
-                    await client.put(self._joined_key(name), repr(self.wall_clock()))
             case PromoteLearner(name=name):
                 async with self._client(snapshot) as client:
-                    budget = await prove(step.describe())
+                    budget = await prove(step.describe(), client)
                     await client.member_promote(self._member_id(snapshot, name), deadline=budget)
             case TransferLeadership(target=target):
                 async with self._client(snapshot) as client:
-                    budget = await prove(step.describe())
+                    budget = await prove(step.describe(), client)
                     await client.move_leader(self._member_id(snapshot, target), deadline=budget)
             case RemoveMember(name=name, member_id=member_id, stop_after=stop_after):
                 async with self._client(snapshot) as client:
-                    budget = await prove(step.describe())
+                    budget = await prove(step.describe(), client)
                     await client.member_remove(member_id, deadline=budget)
                 if stop_after:
                     await platform.stop(name)
             case StopMember(name=name):
                 await prove(step.describe())
+                still_proved(step.describe())
                 await platform.stop(name)
             case WipeData(name=name):
                 await prove(step.describe())
+                still_proved(step.describe())
                 await platform.wipe_data(name)
             case DeleteMember(name=name, delete_data=delete_data):
                 await platform.delete(name, delete_data)
             case RestartMember(name=name, revision=revision):
                 if voter:
                     await prove(f"stop {name}")
+                    still_proved(f"stop {name}")
                 await platform.stop(name)
                 if voter:
                     await prove(f"start {name}")
+                    still_proved(f"start {name}")
                 await platform.start(
                     name,
                     StartMode.EXISTING,

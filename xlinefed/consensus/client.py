@@ -410,6 +410,10 @@ class ConsensusClient:
         for s in stubs.values():
             await s.channel.close()
 
+    #: CLOCK_MONOTONIC time after which no request is sent (None: no limit); set from a
+    #: lock proof (`Fence.not_after`) around the change it fences.
+    not_after: float | None = None
+
     @property
     def endpoints(self) -> list[str]:
         return list(self._endpoints)
@@ -446,6 +450,16 @@ class ConsensusClient:
     ) -> T:
         """One attempt against one endpoint, gRPC errors translated."""
         rpc_timeout = timeout if timeout is not None else self.settings.rpc_timeout
+        if self.not_after is not None:
+            # Checked last, right before the call leaves: a caller paused since its proof
+            # (a frozen lock holder) must not send anything any more.
+            left = self.not_after - time.monotonic()
+            if left <= 0:
+                raise errors.LockNotHeld(
+                    f"{what}: not sent; the proof that the membership lock is held expired "
+                    f"{-left:.1f}s ago (the process was paused or starved); observe again"
+                )
+            rpc_timeout = min(rpc_timeout, left)
         try:
             return await call(self._stub(endpoint), rpc_timeout)
         except grpc.RpcError as error:

@@ -390,6 +390,14 @@ class Fence:
         log.debug("lock proved", holder=self.token.holder, before=what)
         return self.remaining(what)
 
+    @property
+    def not_after(self) -> float:
+        """When the last proof runs out, on the fence's clock: fixed when the proof was
+        made, so a pause anywhere after it counts against it."""
+        if self._proved_at is None:
+            raise errors.LockNotHeld("the membership lock was never proved held")
+        return self._proved_at + self.budget
+
     def remaining(self, what: str) -> float:
         """Seconds left of the last proof; raises `LockNotHeld` once it is spent."""
         if self._proved_at is None:

@@ -316,12 +316,15 @@ def _replace_lost_data(view: _View) -> Step | None:
 def _start_listed(view: _View) -> Step | None:
     """Members in the member list whose process is not running are started: a crash is
     healed, a freshly added learner gets its process, a late static member joins."""
+    # A voter the spec no longer wants is started again only while the quorum needs it;
+    # otherwise it is left for scale-in to remove (it may never start again: its cluster
+    # is gone, or its binary refuses).
     candidates = [
         m
         for m in _local(view, view.listed)
         if not m.running
         and (m.has_data or not m.ever_started)
-        and (m.name in view.desired_names or m.is_voter)
+        and (m.name in view.desired_names or (m.is_voter and not _safe(view, m, removes=True)))
     ]
     if not candidates:
         return None

@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import socket
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,14 @@ HOST = "127.0.0.1"
 
 class EngineNotFound(RuntimeError):
     pass
+
+
+#: Seconds a member that died right after its start waits before the next start.
+RESTART_BACKOFF = 2.0
+
+
+class MemberStartBackoff(RuntimeError):
+    """A member died right after its last start; the next start waits."""
 
 
 class MemberDataLost(RuntimeError):
@@ -205,6 +214,12 @@ class LocalPlatform:
         existing = self.dir.read_process(member)
         if existing is not None and processes.is_alive(existing.record):
             return
+        if existing is not None and time.time() - existing.started_at < RESTART_BACKOFF:
+            # It died right after its last start: do not spin (a kubelet's CrashLoopBackOff).
+            raise MemberStartBackoff(
+                f"{member} exited within {RESTART_BACKOFF:.0f}s of its last start; see "
+                f"{self.dir.member_log(member)}; retrying after the back-off"
+            )
         spec = self.federation.spec
         if require_data and not has_consensus_data(spec.engine, self.dir.data_dir(member)):
             raise MemberDataLost(
@@ -242,7 +257,7 @@ class LocalPlatform:
         )
         self.dir.member_dir(member).mkdir(parents=True, exist_ok=True)
         record = processes.spawn(command(launch), self.dir.member_log(member))
-        self.dir.write_process(member, MemberProcess(record, revision, spec.version))
+        self.dir.write_process(member, MemberProcess(record, revision, spec.version, time.time()))
         log.info(
             "member started",
             member=member,
@@ -256,6 +271,9 @@ class LocalPlatform:
         process = self.dir.read_process(member)
         if process is not None:
             await asyncio.to_thread(processes.stop, process.record)
+            # Stopped on purpose: the next start is no crash loop and needs no back-off.
+            process.started_at = 0.0
+            self.dir.write_process(member, process)
             log.info("member stopped", member=member, pid=process.record.pid)
 
     async def delete(self, member: str, delete_data: bool) -> None:

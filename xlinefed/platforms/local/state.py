@@ -85,9 +85,16 @@ class MemberProcess:
     record: ProcessRecord
     revision: str
     version: str
+    #: Wall-clock seconds of the spawn (0 when unknown), for the restart back-off.
+    started_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"record": asdict(self.record), "revision": self.revision, "version": self.version}
+        return {
+            "record": asdict(self.record),
+            "revision": self.revision,
+            "version": self.version,
+            "started_at": self.started_at,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> MemberProcess:
@@ -96,6 +103,7 @@ class MemberProcess:
             record=ProcessRecord(record["pid"], record["start_ticks"], tuple(record["argv"])),
             revision=data["revision"],
             version=data["version"],
+            started_at=float(data.get("started_at", 0.0)),
         )
 
 
