@@ -48,6 +48,14 @@ def ensure_nft() -> str:
     return found
 
 
+def _cgroup2_of(pid: int) -> str:
+    """The cgroup (v2) path of `pid`, relative to the cgroup2 mount."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    raise AssertionError(f"process {pid} is in no cgroup2 cgroup")
+
+
 def cgroup2_mount() -> Path:
     for line in Path("/proc/mounts").read_text().splitlines():
         fields = line.split()
@@ -82,12 +90,30 @@ class Partitioner:
             "# chaos tests: run this member in its cluster's cgroup, then become etcd\n"
             'for arg in "$@"; do case "$arg" in --name=*) name="${arg#--name=}";; esac; done\n'
             f'rest="${{name#{self.federation_name}-}}"; cluster="${{rest%-*}}"\n'
+            # every start, refused or not, one line: the record of what the controller ran
+            f'echo "$$ $*" >> "{self.starts_log}"\n'
+            f'if [ -e "{self.bin_dir}/refuse-$cluster" ]; then\n'
+            '  echo "chaos wrapper: cluster $cluster is gone for good; not starting" >&2\n'
+            "  exit 1\n"
+            "fi\n"
             f'mkdir -p "{self.cgroup}/$cluster"\n'
             f'echo $$ > "{self.cgroup}/$cluster/cgroup.procs"\n'
             f'exec {real} "$@"\n'
         )
         wrapper.chmod(0o755)
         return {"XLINEFED_BIN_DIR": str(self.bin_dir)}
+
+    @property
+    def starts_log(self) -> Path:
+        """One line per member start the wrapper saw: `<pid> <etcd arguments>`."""
+        return self.bin_dir / "starts.log"
+
+    def starts(self) -> list[str]:
+        return self.starts_log.read_text().splitlines() if self.starts_log.exists() else []
+
+    def refuse(self, cluster: str) -> None:
+        """From now on the wrapper refuses to start members of `cluster` (exit 1)."""
+        (self.bin_dir / f"refuse-{cluster}").touch()
 
     def _nft_path(self, cluster: str) -> tuple[str, int]:
         """(path as nft wants it: relative to /sys/fs/cgroup, level in the hierarchy)."""
@@ -132,6 +158,65 @@ class Partitioner:
             "  }\n"
             "}\n"
         )
+
+    def rules_for_new(self, federation: ChaosFederation, isolated: str) -> str:
+        """`rules` for a cluster whose members have no ports yet (it is about to be added):
+        its sockets may not reach the others' ports, and the others' sockets may not open
+        a connection to any port but their own clusters' (replies to clients are not new
+        connections, so the test and the controller still reach everyone)."""
+        facts = federation.dir.read_facts()
+        others = sorted(c for c in federation.desired() if c != isolated)
+        prefix = f"{federation.name}-"
+        known = sorted(
+            port
+            for member, pair in facts.ports.items()
+            if any(member.startswith(f"{prefix}{c}-") for c in others)
+            for port in (pair.client, pair.peer)
+        )
+        assert known and others, (isolated, others)
+        ports = ", ".join(map(str, known))
+        path, level = self._nft_path(isolated)
+        body = (
+            f'    oif "lo" ip daddr 127.0.0.1 socket cgroupv2 level {level} "{path}" '
+            f"tcp dport {{ {ports} }} ct mark set {MARK} drop\n"
+        )
+        for cluster in others:
+            path, level = self._nft_path(cluster)
+            body += (
+                f'    oif "lo" ip daddr 127.0.0.1 socket cgroupv2 level {level} "{path}" '
+                f"ct direction original tcp dport != {{ {ports} }} ct mark set {MARK} drop\n"
+            )
+        return (
+            f"table inet {self.table} {{\n"
+            "  chain out {\n"
+            "    type filter hook output priority 0; policy accept;\n"
+            f'    oif "lo" ct mark {MARK} drop\n'
+            f"{body}"
+            "  }\n"
+            "}\n"
+        )
+
+    def move_into(self, pid: int, cluster: str) -> str:
+        """Put process `pid` (one this test started) in `cluster`'s cgroup, so that a
+        partition of that cluster cuts it off too; returns the cgroup it was in."""
+        previous = _cgroup2_of(pid)
+        self._nft_path(cluster)
+        (self.cgroup / cluster / "cgroup.procs").write_text(f"{pid}\n")
+        return previous
+
+    def move_back(self, pid: int, previous: str) -> None:
+        (self.mount / previous.lstrip("/") / "cgroup.procs").write_text(f"{pid}\n")
+
+    @contextlib.contextmanager
+    def isolate_new(self, federation: ChaosFederation, cluster: str) -> Iterator[None]:
+        """`isolate` for a cluster about to be added (see `rules_for_new`)."""
+        ruleset = self.rules_for_new(federation, cluster)
+        subprocess.run([self.nft, "-f", "-"], input=ruleset, text=True, check=True)
+        self.active = True
+        try:
+            yield
+        finally:
+            self.heal()
 
     @contextlib.contextmanager
     def isolate(self, federation: ChaosFederation, cluster: str) -> Iterator[None]:

@@ -22,12 +22,25 @@ class ChaosStats:
     indeterminate_writes: int = 0
     anomalies: int = 0
     anomaly_details: list[str] = field(default_factory=list)
+    #: Distinct cluster ids the members reported at the end, per kind of run (1 = one cluster).
+    cluster_ids_seen: dict[str, int] = field(default_factory=dict)
+    #: Steps that broke a safety rule (a second bootstrap, a wipe of a listed member, a
+    #: repeated add, a late change by a holder whose lease expired, quorum lost).
+    unsafe_steps: int = 0
+    unsafe_details: list[str] = field(default_factory=list)
 
     def fault(self, kind: str, count: int = 1) -> None:
         self.faults[kind] += count
 
     def unavailable(self, kind: str, seconds: float) -> None:
         self.unavailability[kind] = max(self.unavailability.get(kind, 0.0), seconds)
+
+    def cluster_ids(self, kind: str, count: int) -> None:
+        self.cluster_ids_seen[kind] = max(self.cluster_ids_seen.get(kind, 0), count)
+
+    def unsafe(self, kind: str, details: list[str]) -> None:
+        self.unsafe_steps += len(details)
+        self.unsafe_details += [f"[{kind}] {d}" for d in details]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +58,9 @@ class ChaosStats:
             "indeterminate_writes": self.indeterminate_writes,
             "anomalies": self.anomalies,
             "anomaly_details": self.anomaly_details[:20],
+            "cluster_ids_seen": dict(sorted(self.cluster_ids_seen.items())),
+            "unsafe_steps": self.unsafe_steps,
+            "unsafe_details": self.unsafe_details[:20],
         }
 
     def lines(self) -> list[str]:
@@ -64,6 +80,11 @@ class ChaosStats:
             f"{self.indeterminate_writes} indeterminate writes)   anomalies: {self.anomalies}"
         )
         out += [f"  anomaly: {d}" for d in self.anomaly_details[:10]]
+        if self.cluster_ids_seen:
+            out.append("cluster ids seen at the end per run kind (1 = one cluster):")
+            out += [f"  {k:<44} {v:7d}" for k, v in sorted(self.cluster_ids_seen.items())]
+        out.append(f"unsafe steps: {self.unsafe_steps}")
+        out += [f"  unsafe: {d}" for d in self.unsafe_details[:10]]
         return out
 
 
