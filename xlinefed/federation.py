@@ -166,6 +166,17 @@ def plan_federation(
     return FederationPlan(wanted, gone, tuple(leaving), status)
 
 
+def _healthy_by_most(member: MemberStatus, statuses: Mapping[str, ConsensusStatus | None]) -> bool:
+    votes = [
+        m.healthy
+        for status in statuses.values()
+        if status is not None
+        for m in status.members
+        if m.name == member.name
+    ]
+    return bool(votes) and sum(votes) * 2 > len(votes)
+
+
 def aggregate_status(
     federation: XlineFederation,
     wanted: Mapping[str, XlineCluster],
@@ -191,9 +202,15 @@ def aggregate_status(
         members.extend(own)
     leaders = Counter(s.leader for s in statuses.values() if s is not None and s.leader)
     leader = leaders.most_common(1)[0][0] if leaders else None
-    members = [m.model_copy(update={"leader": m.name == leader}) for m in members]
+    # A cluster that died keeps its last report on Karmada for ever: a member is healthy
+    # only if most of the clusters that report on it say so, not by its own word alone.
+    members = [
+        m.model_copy(update={"leader": m.name == leader, "healthy": _healthy_by_most(m, statuses)})
+        for m in members
+    ]
     total = sum(c.replicas for c in federation.spec.clusters)
-    ready = sum(1 for m in members if m.healthy and m.role is not None)
+    wanted = {c.id for c in federation.spec.clusters if c.replicas}
+    ready = sum(1 for m in members if m.healthy and m.role is not None and m.cluster in wanted)
     phases = [s.phase for s in statuses.values() if s is not None]
     converged = (
         all(reached.values())

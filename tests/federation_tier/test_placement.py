@@ -89,3 +89,38 @@ def test_an_xlinecluster_without_a_recorded_formation_bootstraps_only_alone():
     wide = plan_federation(fed([("a", 1), ("b", 1)]), {}, T0).clusters["a"]
     wide = wide.model_copy(update={"spec": wide.spec.model_copy(update={"formation": None})})
     assert formation_of(wide, desired_from(wide)).initial_members == ()
+
+
+def test_a_dead_clusters_last_report_does_not_make_its_member_healthy():
+    """Found on the Karmada stack: a killed cluster never updates its status, so its own
+    old report said its member was healthy and the federation claimed Available 3/3."""
+    spec = fed([("a", 1), ("b", 1), ("c", 1)])
+    first = plan_federation(spec, {}, T0)
+
+    def member(cluster: str, healthy: bool) -> MemberStatus:
+        return MemberStatus(
+            name=f"demo-{cluster}-0", cluster=cluster, role=MemberRole.VOTER, healthy=healthy
+        )
+
+    live = [member("a", True), member("b", True), member("c", False)]
+    stale = [member("a", True), member("b", True), member("c", True)]
+    existing = {
+        "a": ClusterView("a", status(formed=True, members=live)),
+        "b": ClusterView("b", status(formed=True, members=live)),
+        "c": ClusterView("c", status(formed=True, members=stale)),  # its last word
+    }
+    plan = plan_federation(spec, existing, T1, first.status)
+    by_name = {m.name: m for m in plan.status.members}
+    assert not by_name["demo-c-0"].healthy
+    assert plan.status.ready == "2/3" and plan.status.phase.value != "Available"
+
+
+def test_ready_counts_only_members_of_clusters_in_the_spec():
+    before = plan_federation(fed([("a", 1), ("b", 1), ("z", 1)]), {}, T0)
+    members = [
+        MemberStatus(name=f"demo-{c}-0", cluster=c, role=MemberRole.VOTER, healthy=True)
+        for c in ("a", "b", "z")
+    ]
+    existing = {c: ClusterView(c, status(formed=True, members=members)) for c in ("a", "b", "z")}
+    leaving = plan_federation(fed([("a", 1), ("b", 1)]), existing, T1, before.status)
+    assert leaving.status.ready == "2/2"
