@@ -31,7 +31,8 @@ class LaunchSpec:
     extra_args: Mapping[str, str] = field(default_factory=dict)
     #: Start as the initial leader of a static bootstrap (Xline's `--is-leader`).
     initial_leader: bool = False
-    #: Where the member serves metrics, for engines whose default would collide.
+    #: A loopback port of the member's own for its metrics (local mode), for engines
+    #: whose default listener would collide or bind beyond loopback.
     metrics_port: int | None = None
 
 
@@ -69,7 +70,7 @@ def command(spec: LaunchSpec) -> list[str]:
         engine = profile(spec.engine)
         if spec.initial_leader and spec.mode is StartMode.NEW and engine.initial_leader_flag:
             argv.append(engine.initial_leader_flag)
-        if spec.metrics_port is not None and engine.metrics_port_flag:
-            argv.append(f"{engine.metrics_port_flag}={spec.metrics_port}")
+        if spec.metrics_port is not None:
+            argv.extend(a.format(port=spec.metrics_port) for a in engine.loopback_metrics_args)
     argv.extend(f"--{key}={value}" for key, value in sorted(spec.extra_args.items()))
     return argv

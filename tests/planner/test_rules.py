@@ -242,3 +242,12 @@ def test_the_builder_names_members_as_the_real_desired_from_does():
     built = make_desired({"a": 3, "b": 2})
     assert real.members == built.members and real.clusters == built.clusters
     assert real.max_promote_lag == built.max_promote_lag
+
+
+def test_an_engine_whose_members_do_not_restart_from_their_log_is_not_rolled():
+    """Xline v0.7.0: a restarted member found its WAL corrupted and never rejoined."""
+    sim = Sim.converged(make_desired({"a": 3}, engine=Engine.XLINE))
+    sim.desired = make_desired({"a": 3}, engine=Engine.XLINE, revision="r2")
+    step = checked(sim)
+    assert isinstance(step, Wait) and step.code is WaitCode.ENGINE_LIMIT, step
+    assert "WAL corrupted" in step.reason

@@ -46,12 +46,22 @@ class EngineProfile:
     #: Flag that moves the member's metrics listener (Xline binds 0.0.0.0:9100 by
     #: default, so several members on one host collide); None when there is none.
     metrics_port_flag: str | None = None
+    #: Arguments that keep a member's metrics off every non-loopback address, with
+    #: `{port}` for a loopback port of its own (local mode). Xline can neither turn its
+    #: metrics off nor bind them to loopback; in push mode it opens no listener and
+    #: pushes to the given loopback port instead.
+    loopback_metrics_args: tuple[str, ...] = ()
     supports_defragment: bool = True
+    #: A stopped member comes back from its own write-ahead log. Xline v0.7.0 did not in
+    #: our runs: a member stopped (SIGTERM) during a rolling update logged "WAL corrupted:
+    #: The recovered logs are not continue" on restart and never rejoined; so rolling
+    #: restarts are not offered for it (docs/engines.md).
+    restarts_from_wal: bool = True
     #: Release tag in the spec → the version string its members report (Xline v0.7.0
     #: reports its crate version at that tag, 0.6.1).
     reported_versions: tuple[tuple[str, str], ...] = ()
     #: A path under the member's data directory that exists once it holds consensus
-    #: state (etcd's write-ahead log; Xline's curp log, a RocksDB under `curp/`).
+    #: state (etcd's write-ahead log; Xline's curp write-ahead log, `curp/wal`).
     data_marker: str = "member/wal"
 
     def reported_version(self, spec_version: str) -> str:
@@ -82,9 +92,11 @@ ENGINES: dict[Engine, EngineProfile] = {
         default_promote_lag=500,
         initial_leader_flag="--is-leader",
         metrics_port_flag="--metrics-port",
+        loopback_metrics_args=("--metrics-push", "--metrics-push-endpoint=http://127.0.0.1:{port}"),
         supports_defragment=False,
+        restarts_from_wal=False,
         reported_versions=(("0.7.0", "0.6.1"),),
-        data_marker="curp/CURRENT",
+        data_marker="curp/wal",
     ),
 }
 

@@ -5,9 +5,10 @@ Karmada gives no cross-cluster ordering, so the store orders its own membership 
 - `/xlinefed/lock/membership` is created in a transaction (`create_revision == 0` -> put)
   on a lease with a TTL, refreshed in the background while held. If the holder dies the
   lease expires and the key disappears.
-- The fencing token is (holder id, lease id, the key's create revision). Every write
-  made under the lock is a transaction that compares the lock key's create revision and
-  lease with the token, so a holder whose lease expired cannot write any more.
+- The fencing token is the key's create revision (holder id and lease are kept for the
+  record). Every write made under the lock is a transaction that compares the lock key's
+  create revision with the token, so a holder whose lease expired (and whose key went
+  with it) cannot write any more.
 - The step the holder is carrying out is recorded beside it, at
   `/xlinefed/lock/membership/step`, as JSON `{"holder", "lock_revision", "phase", "step"}`
   with phase "intent" before the change and "done" after. The step key has no lease: it
@@ -39,7 +40,6 @@ from xlinefed.consensus.client import (
     Op,
     TxnResult,
     compare_create_revision,
-    compare_lease,
     get_op,
     put_op,
 )
@@ -159,7 +159,9 @@ class MembershipLock:
                 value = json.dumps({"holder": self.holder_id, "lease": self._lease_id})
                 result = await self.client.txn(
                     [compare_create_revision(self.key, "==", 0)],
-                    [put_op(self.key, value, lease=self._lease_id)],
+                    # Read back in the same transaction: the key's own create revision is
+                    # the token (Xline's txn header revision is not the put's revision).
+                    [put_op(self.key, value, lease=self._lease_id), get_op(self.key)],
                     [get_op(self.key)],
                     deadline=max(0.0, end - time.monotonic()),
                 )
@@ -200,6 +202,9 @@ class MembershipLock:
 
     def _taken_revision(self, result: TxnResult) -> int:
         if result.succeeded:
+            kvs = result.results[1] if len(result.results) > 1 else ()
+            if isinstance(kvs, tuple) and kvs:
+                return kvs[0].create_revision
             return result.revision
         # a retried acquire may find the key written by its own earlier attempt
         kvs = result.results[0] if result.results else ()
@@ -282,10 +287,10 @@ class MembershipLock:
     # ---- fenced writes
 
     def _fence(self, token: LockToken) -> list[Any]:
-        return [
-            compare_create_revision(self.key, "==", token.revision),
-            compare_lease(self.key, "==", token.lease_id),
-        ]
+        # The create revision alone identifies this acquisition: the key goes with its
+        # lease, and a new acquisition creates it anew. (A lease compare would add
+        # nothing, and Xline v0.7.0 answers every Compare on LEASE with false.)
+        return [compare_create_revision(self.key, "==", token.revision)]
 
     async def fenced_txn(self, token: LockToken, ops: list[Op]) -> TxnResult:
         """Apply `ops` only if `token` still holds the lock; raises `LockNotHeld` otherwise."""

@@ -556,6 +556,16 @@ def _roll(view: _View) -> Step | None:
     outdated = [m for m in view.listed if _outdated(view, m)]
     if not outdated:
         return None
+    engine = view.desired.engine
+    if not engine.restarts_from_wal:
+        return Wait(
+            f"{engine.engine.value} members cannot be restarted from their own log (seen with "
+            "Xline v0.7.0: 'WAL corrupted' on restart), so a rolling update would lose them one "
+            f"by one; {len(outdated)} member(s) keep their template. Revert the template change "
+            "(see docs/engines.md)",
+            retry_after=30.0,
+            code=WaitCode.ENGINE_LIMIT,
+        )
     not_ready = [
         m.name
         for m in view.listed

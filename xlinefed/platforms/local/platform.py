@@ -138,7 +138,7 @@ class LocalPlatform:
             ports = Ports(client=client, peer=peer)
             facts.ports[member] = ports
             self.dir.write_facts(facts)
-        if ports.metrics is None and profile(self.federation.spec.engine).metrics_port_flag:
+        if ports.metrics is None and profile(self.federation.spec.engine).loopback_metrics_args:
             taken = {p for pair in facts.ports.values() for p in (pair.client, pair.peer)}
             taken |= _ports_of_every_federation(self.dir.path.parent)
             ports.metrics = _free_port(taken)
