@@ -51,6 +51,7 @@ from xlinefed.planner.observation import (
     build_observed,
     candidate_leader,
     name_of,
+    peers_by_url,
 )
 from xlinefed.platform import Platform
 
@@ -153,9 +154,13 @@ class Executor:
                 for source in sources:
                     url = statuses[source].endpoint
                     try:
-                        listed = tuple(await client.member_list_at(url, timeout=timeout))
-                        # The linearizable read through the same endpoint proves a quorum
-                        # stands behind that view (etcd 3.4 serves lists from local state).
+                        # Its list was read above already; reading it again would change
+                        # nothing: the linearizable read that follows, through the same
+                        # endpoint, is what proves a quorum stands behind that view (etcd
+                        # 3.4 serves lists from local state).
+                        listed = other_lists.get(source) or tuple(
+                            await client.member_list_at(url, timeout=timeout)
+                        )
                         holder = parse_holder(await client.get_at(url, LOCK_KEY, timeout=timeout))
                     except errors.ConsensusError as error:
                         log.debug("member list not confirmed", source=source, error=str(error))
@@ -249,9 +254,10 @@ class Executor:
         member that the spec no longer wants (being scaled in, perhaps still leading)
         must be seen too, or the leader is unknown and nothing can proceed."""
         extra: dict[str, str] = {}
+        by_peer = peers_by_url(peer_urls)
         for entries in lists.values():
             for info in entries:
-                name = name_of(_entry(info), peer_urls)
+                name = name_of(_entry(info), by_peer)
                 if info.client_urls and name not in names and name not in statuses:
                     extra[name] = info.client_urls[0]
         results = await asyncio.gather(

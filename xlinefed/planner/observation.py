@@ -107,10 +107,16 @@ def candidate_leader(statuses: Mapping[str, StatusAnswer]) -> str | None:
     return max(leading)[1] if leading else None
 
 
-def name_of(entry: ListEntry, peer_urls: Mapping[str, str]) -> str:
+def peers_by_url(peer_urls: Mapping[str, str]) -> dict[str, str]:
+    """Peer URL → member name, for `name_of`."""
+    return {url: name for name, url in peer_urls.items()}
+
+
+def name_of(entry: ListEntry, by_peer: Mapping[str, str]) -> str:
+    """The entry's name, or the member whose peer URL it lists (a learner that has not
+    started has no name yet)."""
     if entry.name:
         return entry.name
-    by_peer = {url: name for name, url in peer_urls.items()}
     for url in entry.peer_urls:
         if url in by_peer:
             return by_peer[url]
@@ -139,9 +145,10 @@ def confirmed_leader(raw: RawObservation) -> tuple[str | None, int | None]:
 
 
 def build_observed(raw: RawObservation) -> Observed:
-    listed = {name_of(e, raw.peer_urls): e for e in raw.member_list or ()}
+    by_peer = peers_by_url(raw.peer_urls)
+    listed = {name_of(e, by_peer): e for e in raw.member_list or ()}
     elsewhere = {
-        name_of(e, raw.peer_urls)
+        name_of(e, by_peer)
         for source, entries in raw.other_lists.items()
         if source != raw.list_source
         for e in entries
@@ -149,7 +156,7 @@ def build_observed(raw: RawObservation) -> Observed:
     ids_to_names = {e.id: name for name, e in listed.items()}
     for entries in raw.other_lists.values():
         for e in entries:
-            ids_to_names.setdefault(e.id, name_of(e, raw.peer_urls))
+            ids_to_names.setdefault(e.id, name_of(e, by_peer))
     leader, term = confirmed_leader(raw)
     members = []
     for name in sorted(set(raw.names) | set(listed) | elsewhere):
