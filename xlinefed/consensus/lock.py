@@ -407,7 +407,7 @@ class Fence:
         """Seconds left of the last proof; raises `LockNotHeld` once it is spent."""
         if self._proved_at is None:
             raise errors.LockNotHeld(f"{what}: the membership lock was never proved held")
-        left = self.budget - (self.clock() - self._proved_at)
+        left = self.not_after - self.clock()
         if left <= 0:
             raise errors.LockNotHeld(
                 f"{what}: {self.token.holder}'s proof of the membership lock is "
@@ -427,7 +427,4 @@ def parse_holder(kv: KeyValue | None) -> LockHolder | None:
 
 def _holder(result: TxnResult) -> LockHolder | None:
     kvs = result.results[0] if result.results else ()
-    if not isinstance(kvs, tuple) or not kvs:
-        return None
-    data = json.loads(kvs[0].value)
-    return LockHolder(str(data.get("holder", "?")), kvs[0].lease, kvs[0].create_revision)
+    return parse_holder(kvs[0]) if isinstance(kvs, tuple) and kvs else None
