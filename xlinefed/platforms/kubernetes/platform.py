@@ -133,15 +133,22 @@ class KubernetesPlatform:
         )
 
     # --- actions
-    async def _clear_finished_pod(self, member: str) -> None:
-        """A pod that ran to an end (restartPolicy Never) is replaced, not restarted."""
+    async def _read_pod(self, member: str) -> Any | None:
         try:
-            pod = await self.core.read_namespaced_pod(member, self.namespace)
+            return await self.core.read_namespaced_pod(member, self.namespace)
         except ApiException as error:
             if error.status == 404:
-                return
+                return None
             raise
-        if pod.status is not None and pod.status.phase in ("Failed", "Succeeded"):
+
+    async def _clear_finished_pod(self, member: str) -> None:
+        """A pod that ran to an end (restartPolicy Never) is replaced, not restarted."""
+        pod = await self._read_pod(member)
+        if (
+            pod is not None
+            and pod.status is not None
+            and pod.status.phase in ("Failed", "Succeeded")
+        ):
             await self.stop(member)
 
     async def _ensure_pvc(self, member: str) -> None:
@@ -189,12 +196,9 @@ class KubernetesPlatform:
     ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                pod = await self.core.read_namespaced_pod(member, self.namespace)
-            except ApiException as error:
-                if error.status == 404:
-                    return
-                raise
+            pod = await self._read_pod(member)
+            if pod is None:
+                return
             if only_if_terminating and pod.metadata.deletion_timestamp is None:
                 return
             await asyncio.sleep(0.2)

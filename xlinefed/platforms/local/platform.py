@@ -130,20 +130,21 @@ class LocalPlatform:
     def _ports(self, member: str) -> Ports:
         facts = self.dir.read_facts()
         ports = facts.ports.get(member)
+        wants_metrics = bool(profile(self.federation.spec.engine).loopback_metrics_args)
+        if ports is not None and (ports.metrics is not None or not wants_metrics):
+            return ports
+        taken = _ports_of_every_federation(self.dir.path.parent) | {
+            p for pair in facts.ports.values() for p in (pair.client, pair.peer, pair.metrics) if p
+        }
         if ports is None:
-            taken = {p for pair in facts.ports.values() for p in (pair.client, pair.peer)}
-            taken |= _ports_of_every_federation(self.dir.path.parent)
             client = _free_port(taken)
             peer = _free_port(taken | {client})
             ports = Ports(client=client, peer=peer)
-            facts.ports[member] = ports
-            self.dir.write_facts(facts)
-        if ports.metrics is None and profile(self.federation.spec.engine).loopback_metrics_args:
-            taken = {p for pair in facts.ports.values() for p in (pair.client, pair.peer)}
-            taken |= _ports_of_every_federation(self.dir.path.parent)
+            taken |= {client, peer}
+        if wants_metrics:
             ports.metrics = _free_port(taken)
-            facts.ports[member] = ports
-            self.dir.write_facts(facts)
+        facts.ports[member] = ports
+        self.dir.write_facts(facts)
         return ports
 
     def client_url(self, member: str) -> str:
