@@ -286,13 +286,7 @@ class PodWorker(threading.Thread):
         self.dir.mkdir(parents=True, exist_ok=True)
         self.init_statuses = []
         for container in self.pod["spec"].get("initContainers", []) or []:
-            mounts = self._mounts(container)
-            env = self._env(container)
-            env = {k: rewrite_paths(v.replace("0.0.0.0", self.ip), mounts) for k, v in env.items()}
-            command = [expand(c, env) for c in container.get("command", []) or []]
-            args = [expand(a, env) for a in container.get("args", []) or []]
-            argv = resolve_argv(container.get("image", ""), command, args, self.hostlet.images)
-            argv = [argv[0]] + [rewrite_paths(a, mounts) for a in argv[1:]]
+            argv, env, _ = self._command(container)
             started = now()
             base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.dir)}
             result = subprocess.run(
@@ -334,6 +328,18 @@ class PodWorker(threading.Thread):
                 return
         self.init_done = True
 
+    def _command(self, container: Obj) -> tuple[list[str], dict[str, str], list[tuple[str, str]]]:
+        """(argv, env, mounts) for `container`: `$(VAR)` expanded, mount paths rewritten to
+        host directories, `0.0.0.0` replaced by the pod's IP."""
+        mounts = self._mounts(container)
+        env = self._env(container)
+        env = {k: rewrite_paths(v.replace("0.0.0.0", self.ip), mounts) for k, v in env.items()}
+        command = [expand(c, env) for c in container.get("command", []) or []]
+        args = [expand(a, env) for a in container.get("args", []) or []]
+        argv = resolve_argv(container.get("image", ""), command, args, self.hostlet.images)
+        argv = [argv[0]] + [rewrite_paths(a.replace("0.0.0.0", self.ip), mounts) for a in argv[1:]]
+        return argv, env, mounts
+
     def _spec_key(self) -> str:
         container = self.container
         fields = ("image", "command", "args", "env", "readinessProbe", "livenessProbe")
@@ -348,13 +354,7 @@ class PodWorker(threading.Thread):
         self.liveness = ProbeState(container.get("livenessProbe"))
         self.startup = ProbeState(container.get("startupProbe"), passed=self.startup.passed)
         self.dir.mkdir(parents=True, exist_ok=True)
-        mounts = self._mounts()
-        env = self._env()
-        env = {k: rewrite_paths(v.replace("0.0.0.0", self.ip), mounts) for k, v in env.items()}
-        command = [expand(c, env) for c in container.get("command", []) or []]
-        args = [expand(a, env) for a in container.get("args", []) or []]
-        argv = resolve_argv(container.get("image", ""), command, args, self.hostlet.images)
-        argv = [argv[0]] + [rewrite_paths(a.replace("0.0.0.0", self.ip), mounts) for a in argv[1:]]
+        argv, env, mounts = self._command(container)
         working_dir = container.get("workingDir")
         self.cwd = Path(rewrite_paths(working_dir, mounts)) if working_dir else self.dir
         self.cwd.mkdir(parents=True, exist_ok=True)
