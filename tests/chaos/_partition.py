@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 
 from tests.chaos._federation import ChaosFederation
@@ -64,6 +65,20 @@ def cgroup2_mount() -> Path:
     raise AssertionError(
         "no cgroup2 hierarchy is mounted; the partition tests need one to tell the "
         "clusters' sockets apart (mount -t cgroup2 none /sys/fs/cgroup/unified)"
+    )
+
+
+def nft_table(table: str, body: str, mark: str = MARK) -> str:
+    """Our own nftables table: one output chain that drops connections we marked, then
+    `body`'s rules (which mark and drop what crosses the cut)."""
+    return (
+        f"table inet {table} {{\n"
+        "  chain out {\n"
+        "    type filter hook output priority 0; policy accept;\n"
+        f'    oif "lo" ct mark {mark} drop\n'
+        f"{body}"
+        "  }\n"
+        "}\n"
     )
 
 
@@ -149,15 +164,7 @@ class Partitioner:
         assert inside and outside, (isolated, clusters)
         body = rule(isolated, outside)
         body += "".join(rule(c, inside) for c in clusters if c != isolated)
-        return (
-            f"table inet {self.table} {{\n"
-            "  chain out {\n"
-            "    type filter hook output priority 0; policy accept;\n"
-            f'    oif "lo" ct mark {MARK} drop\n'
-            f"{body}"
-            "  }\n"
-            "}\n"
-        )
+        return nft_table(self.table, body)
 
     def rules_for_new(self, federation: ChaosFederation, isolated: str) -> str:
         """`rules` for a cluster whose members have no ports yet (it is about to be added):
@@ -186,15 +193,7 @@ class Partitioner:
                 f'    oif "lo" ip daddr 127.0.0.1 socket cgroupv2 level {level} "{path}" '
                 f"ct direction original tcp dport != {{ {ports} }} ct mark set {MARK} drop\n"
             )
-        return (
-            f"table inet {self.table} {{\n"
-            "  chain out {\n"
-            "    type filter hook output priority 0; policy accept;\n"
-            f'    oif "lo" ct mark {MARK} drop\n'
-            f"{body}"
-            "  }\n"
-            "}\n"
-        )
+        return nft_table(self.table, body)
 
     def move_into(self, pid: int, cluster: str) -> str:
         """Put process `pid` (one this test started) in `cluster`'s cgroup, so that a
@@ -208,9 +207,7 @@ class Partitioner:
         (self.mount / previous.lstrip("/") / "cgroup.procs").write_text(f"{pid}\n")
 
     @contextlib.contextmanager
-    def isolate_new(self, federation: ChaosFederation, cluster: str) -> Iterator[None]:
-        """`isolate` for a cluster about to be added (see `rules_for_new`)."""
-        ruleset = self.rules_for_new(federation, cluster)
+    def _applied(self, ruleset: str) -> Iterator[None]:
         subprocess.run([self.nft, "-f", "-"], input=ruleset, text=True, check=True)
         self.active = True
         try:
@@ -218,15 +215,12 @@ class Partitioner:
         finally:
             self.heal()
 
-    @contextlib.contextmanager
-    def isolate(self, federation: ChaosFederation, cluster: str) -> Iterator[None]:
-        ruleset = self.rules(federation, cluster)
-        subprocess.run([self.nft, "-f", "-"], input=ruleset, text=True, check=True)
-        self.active = True
-        try:
-            yield
-        finally:
-            self.heal()
+    def isolate_new(self, federation: ChaosFederation, cluster: str) -> ContextManager[None]:
+        """`isolate` for a cluster about to be added (see `rules_for_new`)."""
+        return self._applied(self.rules_for_new(federation, cluster))
+
+    def isolate(self, federation: ChaosFederation, cluster: str) -> ContextManager[None]:
+        return self._applied(self.rules(federation, cluster))
 
     def heal(self) -> None:
         if self.active:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -19,12 +20,13 @@ import subprocess
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.chaos._federation import STEP_KEY, ChaosFederation
+from tests.chaos._partition import Partitioner
 from xlinefed.consensus.client import ConsensusClient, EndpointStatus
 from xlinefed.planner.quorum import majority
 
@@ -318,3 +320,24 @@ def keep_logs(federation: ChaosFederation, dest: Path) -> None:
         log = federation.dir.member_log(member)
         if log.exists():
             shutil.copy(log, dest / f"{member}.log")
+
+
+@contextlib.contextmanager
+def partitioned_federation(
+    root: Path, name: str, spec: dict[str, Any]
+) -> Iterator[tuple[ChaosFederation, Partitioner]]:
+    """A local federation whose members run in per-cluster cgroups (so a test can cut a
+    cluster off), up at `spec`; healed, its logs kept under `root/logs`, and torn down
+    afterwards, with nothing of the partitioner left behind."""
+    partitioner = Partitioner(name, root / "bin")
+    env = partitioner.install_wrapper("3.4.23")
+    federation = ChaosFederation(root / "state", name, env)
+    try:
+        federation.up(spec, root)
+        yield federation, partitioner
+    finally:
+        partitioner.heal()
+        keep_logs(federation, root / "logs")
+        federation.down()
+        problems = partitioner.cleanup()
+        assert not problems, problems

@@ -22,7 +22,13 @@ import pytest
 from tests.chaos._federation import ChaosFederation, observed_run, spec_of
 from tests.chaos._partition import Partitioner
 from tests.chaos._stats import STATS
-from tests.chaos._watch import ControllerLog, Sampler, cluster_ids, elapsed, keep_logs
+from tests.chaos._watch import (
+    ControllerLog,
+    Sampler,
+    cluster_ids,
+    elapsed,
+    partitioned_federation,
+)
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
@@ -35,18 +41,8 @@ KIND = "cluster added while partitioned"
 
 @pytest.fixture
 def grown(tmp_path: Path) -> Iterator[tuple[ChaosFederation, Partitioner]]:
-    partitioner = Partitioner(NAME, tmp_path / "bin")
-    env = partitioner.install_wrapper("3.4.23")
-    federation = ChaosFederation(tmp_path / "state", NAME, env)
-    try:
-        federation.up(spec_of(NAME, SHAPE), tmp_path)
-        yield federation, partitioner
-    finally:
-        partitioner.heal()
-        keep_logs(federation, tmp_path / "logs")
-        federation.down()
-        problems = partitioner.cleanup()
-        assert not problems, problems
+    with partitioned_federation(tmp_path, NAME, spec_of(NAME, SHAPE)) as running:
+        yield running
 
 
 def current_wait(federation: ChaosFederation, code: str) -> str | None:

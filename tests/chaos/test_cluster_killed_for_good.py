@@ -30,8 +30,8 @@ from tests.chaos._watch import (
     Sampler,
     cluster_ids,
     elapsed,
-    keep_logs,
     longest_gap_between,
+    partitioned_federation,
     quorum_lost,
     step_history,
 )
@@ -52,17 +52,8 @@ ELECTION_BOUND = 4.0
 
 @pytest.fixture
 def gone(tmp_path: Path) -> Iterator[tuple[ChaosFederation, Partitioner]]:
-    partitioner = Partitioner(NAME, tmp_path / "bin")
-    env = partitioner.install_wrapper("3.4.23")
-    federation = ChaosFederation(tmp_path / "state", NAME, env)
-    try:
-        federation.up(spec_of(NAME, SHAPE), tmp_path)
-        yield federation, partitioner
-    finally:
-        keep_logs(federation, tmp_path / "logs")
-        federation.down()
-        problems = partitioner.cleanup()
-        assert not problems, problems
+    with partitioned_federation(tmp_path, NAME, spec_of(NAME, SHAPE)) as running:
+        yield running
 
 
 @pytest.mark.parametrize("disks", ["restart-refused", "data-gone"])

@@ -38,8 +38,8 @@ from tests.chaos._watch import (
     Sampler,
     cluster_ids,
     elapsed,
-    keep_logs,
     leader_list,
+    partitioned_federation,
     wal_inode,
 )
 from tests.support.wait import wait_until
@@ -58,22 +58,12 @@ KIND = "stale member list during scale-out"
 def stale(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[ChaosFederation, Partitioner]]:
-    partitioner = Partitioner(NAME, tmp_path / "bin")
-    env = partitioner.install_wrapper("3.4.23")
-    federation = ChaosFederation(tmp_path / "state", NAME, env)
     args = {"election-timeout": "5000", "heartbeat-interval": "250"}
     if request.param == "strict-check-off":
         args["strict-reconfig-check"] = "false"
-    extra = {"engineArgs": args}
-    try:
-        federation.up(spec_of(NAME, SHAPE, **extra), tmp_path)
-        yield federation, partitioner
-    finally:
-        partitioner.heal()
-        keep_logs(federation, tmp_path / "logs")
-        federation.down()
-        problems = partitioner.cleanup()
-        assert not problems, problems
+    spec = spec_of(NAME, SHAPE, engineArgs=args)
+    with partitioned_federation(tmp_path, NAME, spec) as running:
+        yield running
 
 
 def list_served_by(federation: ChaosFederation, member: str) -> set[str]:

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from tests.chaos._partition import CGROUP_BASE, cgroup2_mount, ensure_nft
+from tests.chaos._partition import CGROUP_BASE, cgroup2_mount, ensure_nft, nft_table
 from tests.e2e_karmada.test_federation import (
     API,
     NAME,
@@ -127,15 +127,7 @@ class ClusterCgroups:
 
         body = rule(isolated, [blocks[c] for c in others])
         body += "".join(rule(c, [blocks[isolated]]) for c in others)
-        return (
-            f"table inet {self.table} {{\n"
-            "  chain out {\n"
-            "    type filter hook output priority 0; policy accept;\n"
-            f'    oif "lo" ct mark {MARK} drop\n'
-            f"{body}"
-            "  }\n"
-            "}\n"
-        )
+        return nft_table(self.table, body, MARK)
 
     def cut(self, isolated: str) -> None:
         subprocess.run([self.nft, "-f", "-"], input=self.ruleset(isolated), text=True, check=True)

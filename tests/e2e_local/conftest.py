@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.wait import wait_until
 from xlinefed.consensus.client import ConsensusClient
 from xlinefed.platforms.local.state import FederationDir
 
@@ -88,6 +89,14 @@ class LocalFederation:
             return voters, learners, leaders
 
         return asyncio.run(read())
+
+    def wait_restarted(self, member: str, old_pid: int, timeout: float = 60) -> None:
+        """Until the controller has started `member` again (a new process record)."""
+        wait_until(
+            lambda: (p := self.dir.read_process(member)) is not None and p.record.pid != old_pid,
+            timeout=timeout,
+            what=f"{member} restarted by the controller",
+        )
 
     def record(self, operation: str, report: Any) -> None:
         self.records.append(

@@ -101,14 +101,7 @@ def test_member_that_dies_is_restarted(local_federation: LocalFederation) -> Non
     process = local_federation.dir.read_process(victim)
     assert process is not None
     os.kill(process.record.pid, signal.SIGKILL)
-    wait_until(
-        lambda: (
-            (p := local_federation.dir.read_process(victim)) is not None
-            and p.record.pid != process.record.pid
-        ),
-        timeout=60,
-        what=f"{victim} restarted by the controller",
-    )
+    local_federation.wait_restarted(victim, process.record.pid)
     restarted_at = time.time()
 
     def healthy_again() -> bool:

@@ -92,14 +92,7 @@ def _kill_and_wait(local_federation: LocalFederation, victim: str) -> None:
     with SequencedWriter(local_federation.all_endpoints) as writer:
         wait_until(lambda: len(writer.acknowledged) >= 5, timeout=30, what="first writes")
         os.kill(process.record.pid, signal.SIGKILL)
-        wait_until(
-            lambda: (
-                (p := local_federation.dir.read_process(victim)) is not None
-                and p.record.pid != process.record.pid
-            ),
-            timeout=60,
-            what=f"{victim} restarted by the controller",
-        )
+        local_federation.wait_restarted(victim, process.record.pid)
         count = len(writer.acknowledged)
         wait_until(lambda: len(writer.acknowledged) >= count + 5, timeout=60, what="writes go on")
     report = writer.verify(local_federation.endpoints())

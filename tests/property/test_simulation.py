@@ -72,19 +72,23 @@ def _desired(change: dict, spec: dict[str, int], revision: str, **extra):
     )
 
 
+def _as_the_federation_tier_writes_it(change: dict):
+    """The new spec with every cluster leaving kept in the topology at zero replicas,
+    recorded as departed, so its own operator drains it."""
+    leaving = {c: 0 for c in change["old"] if c not in change["new"]}
+    return _desired(
+        change,
+        {**change["new"], **leaving},
+        change["revision"],
+        departed=dict.fromkeys(leaving, 0.0),
+    )
+
+
 def _run(change: dict, seed: int, *, faults: bool, scoped: bool, from_scratch: bool) -> int:
     rng = random.Random(seed)
     new = _desired(change, change["new"], change["revision"])
     if scoped:
-        # As the federation tier writes it: a cluster leaving stays in every topology at
-        # zero replicas, recorded as departed, so its own operator drains it.
-        leaving = {c: 0 for c in change["old"] if c not in change["new"]}
-        new = _desired(
-            change,
-            {**change["new"], **leaving},
-            change["revision"],
-            departed=dict.fromkeys(leaving, 0.0),
-        )
+        new = _as_the_federation_tier_writes_it(change)
     if from_scratch:
         sim = Sim(desired=new, rng=rng)
     else:
@@ -179,14 +183,7 @@ def test_operators_converge_through_partitions_stale_views_and_late_effects(chan
     member lists, membership RPCs that applied but answered with an error, and steps
     applied from views gone stale while their executor paused."""
     rng = random.Random(seed)
-    new = _desired(change, change["new"], change["revision"])
-    leaving = {c: 0 for c in change["old"] if c not in change["new"]}
-    new = _desired(
-        change,
-        {**change["new"], **leaving},
-        change["revision"],
-        departed=dict.fromkeys(leaving, 0.0),
-    )
+    new = _as_the_federation_tier_writes_it(change)
     sim = Sim.converged(_desired(change, change["old"], "r1"), rng=rng)
     sim.desired = new
     scopes = tuple(frozenset({c}) for c in sorted(set(change["old"]) | set(change["new"])))

@@ -7,9 +7,10 @@ it is skipped with one reason (below), and the summary line of the run counts th
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
+
+from xlinefed.api.engines import Engine
+from xlinefed.platforms.local.platform import EngineNotFound, find_binary
 
 XLINE_VERSION = "v0.7.0"
 
@@ -21,14 +22,9 @@ SKIP_REASON = (
 
 
 def xline_binary() -> Path | None:
-    """`$XLINEFED_XLINE_BIN`, else `$XLINEFED_BIN_DIR/xline-<version>`, else `xline` on PATH."""
-    explicit = os.environ.get("XLINEFED_XLINE_BIN")
-    if explicit:
-        return Path(explicit) if Path(explicit).is_file() else None
-    bin_dir = os.environ.get("XLINEFED_BIN_DIR")
-    if bin_dir:
-        for name in (f"xline-{XLINE_VERSION}", f"xline-{XLINE_VERSION.lstrip('v')}"):
-            if (Path(bin_dir) / name).is_file():
-                return Path(bin_dir) / name
-    found = shutil.which("xline")
-    return Path(found) if found else None
+    """The binary local mode would run (`find_binary`: `$XLINEFED_XLINE_BIN`, else
+    `$XLINEFED_BIN_DIR/xline-<version>`, else `xline` on PATH), or None."""
+    try:
+        return Path(find_binary(Engine.XLINE, XLINE_VERSION)[0])
+    except EngineNotFound:
+        return None
