@@ -36,6 +36,13 @@ def member_namespace(stack: Stack) -> Iterator[tuple[KubeClient, str]]:
     )
     yield client, name
     client.delete("v1", "Namespace", name)
+    # Clean up what the test started: its pods' processes are gone before the next test
+    # (test_stack checks every live pod process listens somewhere, and on loopback only).
+    wait_until(
+        lambda: not client.list("v1", "Pod", name),
+        timeout=90,
+        what=f"the pods of namespace {name} gone",
+    )
 
 
 def _etcd_pod(name: str, namespace: str, claim: str, dns_name: str) -> dict:
