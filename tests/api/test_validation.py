@@ -549,7 +549,61 @@ CHANGES = [
         "keep v3.5.17",
         "downgrades the minor version",
     ),
+    Change(
+        "client port",
+        federation(network={"ports": {"client": 2379, "peer": 2380}}),
+        federation(network={"ports": {"client": 12379, "peer": 2380}}),
+        "spec.network.ports.client",
+        "keep the current port",
+        "spec.network.ports.client: cannot change",
+    ),
+    Change(
+        "peer port",
+        federation(),
+        federation(network={"ports": {"peer": 12380}}),
+        "spec.network.ports.peer",
+        "keep the current port",
+        "spec.network.ports.peer: cannot change",
+    ),
+    Change(
+        "dns template",
+        federation(),
+        federation(network={"dnsTemplate": "{member}.{cluster}.{namespace}.svc"}),
+        "spec.network.dnsTemplate",
+        "keep the current template",
+        "spec.network.dnsTemplate: cannot change",
+    ),
+    Change(
+        "storage size",
+        federation(storage={"size": "1Gi"}),
+        federation(storage={"size": "2Gi"}),
+        "spec.storage.size",
+        "keep the current size",
+        "spec.storage.size: cannot change",
+    ),
+    Change(
+        "storage class added",
+        federation(),
+        federation(storage={"storageClassName": "fast"}),
+        "spec.storage.storageClassName",
+        "keep the current class",
+        "spec.storage.storageClassName: cannot change",
+    ),
+    Change(
+        "bootstrap mode after formation",
+        {**federation(), "status": {"formation": {"formed": True, "initialMembers": []}}},
+        federation(bootstrap="dynamic"),
+        "spec.bootstrap",
+        "keep the current mode",
+        "spec.bootstrap: cannot change once the federation has formed",
+    ),
 ]
+
+
+def test_bootstrap_mode_may_change_before_formation() -> None:
+    old, new = federation(), federation(bootstrap="dynamic")
+    assert change_problems(_spec(old), _spec(new), formed=False) == []
+    assert crd_errors("XlineFederation", new, old=old) == []
 
 
 def _spec(obj: dict[str, Any]) -> Any:

@@ -280,9 +280,57 @@ def _minor(version: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def change_problems(old: ConsensusTemplate, new: ConsensusTemplate) -> list[Problem]:
+#: Fields fixed once members exist, and why (the CRD's CEL transition rules say the same).
+IMMUTABLE_FIELDS: tuple[tuple[str, str, str], ...] = (
+    (
+        "spec.network.ports.client",
+        "every client and every member's advertised URL names it",
+        "keep the current port",
+    ),
+    ("spec.network.ports.peer", "the member list stores every peer URL", "keep the current port"),
+    (
+        "spec.network.dnsTemplate",
+        "the member list stores every member's name-based URL",
+        "keep the current template",
+    ),
+    ("spec.storage.size", "a bound volume is not resized by xlinefed", "keep the current size"),
+    (
+        "spec.storage.storageClassName",
+        "existing volumes keep their class",
+        "keep the current class",
+    ),
+)
+
+
+def _field(spec: ConsensusTemplate, path: str) -> object:
+    value: object = spec
+    for part in path.split(".")[1:]:
+        value = getattr(value, _snake(part))
+    return value
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in name)
+
+
+def change_problems(
+    old: ConsensusTemplate, new: ConsensusTemplate, *, formed: bool = True
+) -> list[Problem]:
     """Changes that cannot be carried out safely one step at a time."""
-    problems = []
+    problems = [
+        Problem(path, f"cannot change on a running federation ({why})", fix)
+        for path, why, fix in IMMUTABLE_FIELDS
+        if _field(old, path) != _field(new, path)
+    ]
+    if formed and old.bootstrap != new.bootstrap:
+        problems.append(
+            Problem(
+                "spec.bootstrap",
+                "cannot change once the federation has formed (it only says how the first "
+                "members start)",
+                "keep the current mode",
+            )
+        )
     if old.engine != new.engine:
         problems.append(
             Problem(

@@ -53,7 +53,8 @@ def apply_spec(root: Path, federation: XlineFederation) -> int:
     generation = 1
     if directory.exists():
         current = directory.read_spec()
-        if problems := change_problems(current.spec, federation.spec):
+        formed = directory.read_facts().formed
+        if problems := change_problems(current.spec, federation.spec, formed=formed):
             raise SpecError(problems)
         generation = (current.metadata.generation or 0) + 1
         if current.spec == federation.spec:
