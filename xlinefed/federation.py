@@ -15,8 +15,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from xlinefed.api.conditions import condition
+from xlinefed.api import conditions
 from xlinefed.api.models import (
+    Condition,
     ConditionType,
     ConsensusStatus,
     DepartedCluster,
@@ -218,23 +219,7 @@ def aggregate_status(
         and all(p is Phase.AVAILABLE for p in phases)
         and ready == total
     )
-    if federation.spec.paused:
-        phase = Phase.PAUSED
-    elif converged:
-        phase = Phase.AVAILABLE
-    elif draining:
-        phase = Phase.SCALING
-    else:
-        order = (
-            Phase.FAILED,
-            Phase.DEGRADED,
-            Phase.BOOTSTRAPPING,
-            Phase.UPDATING,
-            Phase.SCALING,
-            Phase.HEALING,
-            Phase.PENDING,
-        )
-        phase = next((p for p in order if p in phases), Phase.PENDING)
+    activity = _activity(federation.spec.paused, converged, draining, phases, reached)
     step = next(
         (
             StepStatus(
@@ -266,37 +251,48 @@ def aggregate_status(
         )
     serving = leader is not None and ready > total // 2
     holder = next((s.lock_holder for s in statuses.values() if s and s.lock_holder), None)
+    generation = federation.metadata.generation
+    failed = [c for c, s in statuses.items() if s is not None and s.phase is Phase.FAILED]
+    unhealthy = ready < total or bool(failed)
+    status_conditions = [
+        conditions.condition(
+            previous,
+            ConditionType.AVAILABLE,
+            serving,
+            conditions.QUORUM_SERVING if serving else conditions.NO_QUORUM,
+            f"leader {leader}, {ready} of {total} members ready"
+            if serving
+            else "no leader reported"
+            if leader is None
+            else f"only {ready} of {total} members ready",
+            now,
+            generation,
+        ),
+        _progressing(previous, activity, step, now, generation),
+        conditions.condition(
+            previous,
+            ConditionType.DEGRADED,
+            unhealthy,
+            conditions.INVALID_SPEC
+            if failed
+            else conditions.MEMBERS_UNHEALTHY
+            if unhealthy
+            else conditions.ALL_HEALTHY,
+            f"{', '.join(failed)} refused the spec: see their warnings"
+            if failed
+            else f"{ready} of {total} members ready",
+            now,
+            generation,
+        ),
+    ]
+    versions = sorted({m.version for m in members if m.version and m.role is not None})
+    endpoints = sorted({url for s in statuses.values() if s is not None for url in s.endpoints})
     return ConsensusStatus(
-        phase=phase,
-        observed_generation=federation.metadata.generation
-        if converged
-        else (previous.observed_generation if previous else None),
-        conditions=[
-            condition(
-                previous,
-                ConditionType.AVAILABLE,
-                serving,
-                "QuorumServing" if serving else "NoQuorum",
-                f"leader {leader}" if leader else "no leader reported",
-                now,
-            ),
-            condition(
-                previous,
-                ConditionType.PROGRESSING,
-                not converged,
-                step.kind if step else "Done",
-                step.reason if step else "spec reached",
-                now,
-            ),
-            condition(
-                previous,
-                ConditionType.DEGRADED,
-                ready < total,
-                "MembersUnhealthy" if ready < total else "AllHealthy",
-                f"{ready} of {total} members ready",
-                now,
-            ),
-        ],
+        phase=conditions.phase_from(status_conditions),
+        # The generation this status was computed for; whether it is reached is
+        # Progressing's to say.
+        observed_generation=generation,
+        conditions=status_conditions,
         members=members,
         leader=leader,
         current_step=step,
@@ -305,5 +301,65 @@ def aggregate_status(
         formed=any(s.formed for s in statuses.values() if s is not None),
         ready=f"{ready}/{total}",
         clusters=",".join(f"{c.id}={c.replicas}" for c in federation.spec.clusters),
-        version=federation.spec.version,
+        version=",".join(versions) or None,
+        endpoints=endpoints,
+    )
+
+
+#: Member phases, in the order a federation reports them as its own activity.
+_MEMBER_ACTIVITY = (
+    (Phase.BOOTSTRAPPING, conditions.BOOTSTRAPPING),
+    (Phase.UPDATING, conditions.UPDATING),
+    (Phase.SCALING, conditions.SCALING),
+    (Phase.HEALING, conditions.HEALING),
+    (Phase.DEGRADED, conditions.HEALING),
+)
+
+
+def _activity(
+    paused: bool,
+    converged: bool,
+    draining: tuple[str, ...],
+    phases: list[Phase],
+    reached: Mapping[str, bool],
+) -> str | None:
+    """What the federation is doing, as a Progressing reason; None once converged."""
+    if paused:
+        return conditions.PAUSED
+    if converged:
+        return None
+    if draining:
+        return conditions.SCALING
+    for phase, activity in _MEMBER_ACTIVITY:
+        if phase in phases:
+            return activity
+    # Every member cluster is at rest, on an older spec: the new one is on its way.
+    return conditions.UPDATING if not all(reached.values()) else conditions.HEALING
+
+
+def _progressing(
+    previous: ConsensusStatus | None,
+    activity: str | None,
+    step: StepStatus | None,
+    now: str,
+    generation: int | None,
+) -> Condition:
+    if activity is None or activity == conditions.PAUSED:
+        return conditions.condition(
+            previous,
+            ConditionType.PROGRESSING,
+            False,
+            conditions.PAUSED if activity else conditions.SPEC_REACHED,
+            "spec.paused is true; set it to false to resume" if activity else "spec reached",
+            now,
+            generation,
+        )
+    return conditions.condition(
+        previous,
+        ConditionType.PROGRESSING,
+        True,
+        activity,
+        step.reason if step else activity.lower(),
+        now,
+        generation,
     )

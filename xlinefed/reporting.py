@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from xlinefed.api.conditions import condition
+from xlinefed.api import conditions
 from xlinefed.api.models import (
+    Condition,
     ConditionType,
     ConsensusStatus,
     MemberClusterSpec,
     MemberRole,
     MemberStatus,
-    Phase,
     StepStatus,
 )
 from xlinefed.api.validation import warnings_for
@@ -32,45 +32,88 @@ from xlinefed.planner import (
 )
 
 
-def _now() -> str:
+def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def phase_of(desired: Desired, outcome: Outcome) -> Phase:
+def activity_of(desired: Desired, outcome: Outcome) -> str | None:
+    """What is in progress, as a Progressing reason (`conditions.ACTIVITIES`), `PAUSED`,
+    or None when nothing is (the spec is reached, or the planner only waits)."""
     observed = outcome.snapshot.observed
     if desired.paused:
-        return Phase.PAUSED
+        return conditions.PAUSED
     if not observed.member_list_known:
-        return Phase.DEGRADED if observed.formed else Phase.BOOTSTRAPPING
+        return None if observed.formed else conditions.BOOTSTRAPPING
     step = outcome.step
     if isinstance(step, Done):
-        return Phase.AVAILABLE
+        return None
     if isinstance(
         step, AddLearner | PromoteLearner | RemoveMember | DeleteMember | StopMember | WipeData
     ):
-        return Phase.SCALING
+        return conditions.SCALING
     if isinstance(step, RestartMember | TransferLeadership):
-        return Phase.UPDATING
+        return conditions.UPDATING
     listed = {m.name for m in observed.members if m.in_list}
     wanted = {m.name for m in desired.members}
     if listed != wanted or any(m.is_learner for m in observed.members):
-        return Phase.SCALING
+        return conditions.SCALING
     if any(m.in_list and m.revision != desired.revision for m in observed.members):
-        return Phase.UPDATING
+        return conditions.UPDATING
     if any(m.in_list and not m.healthy for m in observed.members):
-        return Phase.HEALING
-    return Phase.AVAILABLE if isinstance(outcome.step, Wait) else Phase.HEALING
+        return conditions.HEALING
+    return None if isinstance(step, Wait) else conditions.HEALING
+
+
+def progressing(
+    previous: ConsensusStatus | None,
+    activity: str | None,
+    message: str | None,
+    now: str,
+    generation: int | None,
+) -> Condition:
+    """The Progressing condition for an activity (see `activity_of`)."""
+    if activity == conditions.PAUSED:
+        return conditions.condition(
+            previous,
+            ConditionType.PROGRESSING,
+            False,
+            conditions.PAUSED,
+            "spec.paused is true; set it to false to resume",
+            now,
+            generation,
+        )
+    if activity is None:
+        return conditions.condition(
+            previous,
+            ConditionType.PROGRESSING,
+            False,
+            conditions.SPEC_REACHED if message is None else conditions.WAITING,
+            message or "spec reached",
+            now,
+            generation,
+        )
+    return conditions.condition(
+        previous,
+        ConditionType.PROGRESSING,
+        True,
+        activity,
+        message or activity.lower(),
+        now,
+        generation,
+    )
 
 
 def build_status(
     desired: Desired,
     clusters: Sequence[MemberClusterSpec],
-    version: str,
     generation: int | None,
     outcome: Outcome,
     previous: ConsensusStatus | None = None,
     observed_spec: str | None = None,
+    client_url: Callable[[str], str] | None = None,
 ) -> ConsensusStatus:
+    """The status one tier reports after a pass; `client_url` names where each member
+    serves clients, for `endpoints`."""
     snapshot = outcome.snapshot
     observed = snapshot.observed
     versions = {
@@ -94,7 +137,6 @@ def build_status(
         if m.in_list or m.running or m.name in {d.name for d in desired.members}
     ]
     ready = sum(1 for m in members if m.healthy and m.role is not None)
-    phase = phase_of(desired, outcome)
     step = outcome.step
     step_status = None
     if not isinstance(step, Done):
@@ -105,37 +147,44 @@ def build_status(
         step_status = StepStatus(kind=step.kind, member=step.member, reason=reason, code=code)
     serving = observed.member_list_known and observed.leader is not None
     degraded = [m.name for m in members if not m.healthy]
-    now = _now()
-    conditions = [
-        condition(
+    now = now_rfc3339()
+    status_conditions = [
+        conditions.condition(
             previous,
             ConditionType.AVAILABLE,
             serving,
-            "QuorumServing" if serving else "NoQuorum",
+            conditions.QUORUM_SERVING if serving else conditions.NO_QUORUM,
             f"leader {observed.leader}" if serving else "no leader answers",
             now,
+            generation,
         ),
-        condition(
+        progressing(
             previous,
-            ConditionType.PROGRESSING,
-            not isinstance(step, Done),
-            step.kind,
-            step_status.reason if step_status else "spec reached",
+            activity_of(desired, outcome),
+            step_status.reason if step_status else None,
             now,
+            generation,
         ),
-        condition(
+        conditions.condition(
             previous,
             ConditionType.DEGRADED,
             bool(degraded),
-            "MembersUnhealthy" if degraded else "AllHealthy",
+            conditions.MEMBERS_UNHEALTHY if degraded else conditions.ALL_HEALTHY,
             ", ".join(degraded) if degraded else "every member answers",
             now,
+            generation,
         ),
     ]
+    running = sorted({m.version for m in members if m.version and m.role is not None})
+    endpoints = (
+        [client_url(m.name) for m in members if m.role is MemberRole.VOTER and m.healthy]
+        if client_url is not None
+        else []
+    )
     return ConsensusStatus(
-        phase=phase,
+        phase=conditions.phase_from(status_conditions),
         observed_generation=generation,
-        conditions=conditions,
+        conditions=status_conditions,
         members=members,
         leader=observed.leader,
         current_step=step_status,
@@ -145,5 +194,6 @@ def build_status(
         observed_spec=observed_spec,
         ready=f"{ready}/{len(desired.members)}",
         clusters=",".join(f"{c.id}={c.replicas}" for c in clusters),
-        version=version,
+        version=",".join(running) or None,
+        endpoints=endpoints,
     )

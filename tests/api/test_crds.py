@@ -122,7 +122,7 @@ def test_names_subresource_and_printer_columns() -> None:
         "Clusters": ".status.clusters",
         "Ready": ".status.ready",
         "Leader": ".status.leader",
-        "Version": ".spec.version",
+        "Version": ".status.version",
         "Phase": ".status.phase",
         "Age": ".metadata.creationTimestamp",
     }

@@ -48,7 +48,13 @@ class Operators:
         else:
             kubeconfig = self.stack.member_kubeconfig(which)
             argv = ["member-operator", "--cluster-id", which]
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "XLINEFED_RECONCILE_INTERVAL": "1"}
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "XLINEFED_RECONCILE_INTERVAL": "1",
+            # Frequent idle passes: a pass that writes when nothing changed shows at once.
+            "XLINEFED_FEDERATION_RESYNC": "2",
+        }
         with (self.logs / f"{which}.log").open("ab") as out:
             self.processes[which] = subprocess.Popen(
                 [sys.executable, "-m", "xlinefed.cli", *argv, "--namespace", self.namespace],

@@ -314,6 +314,49 @@ def _template_rules(prefix: str) -> dict[tuple[str, ...], list[dict[str, Any]]]:
                 f"use only {', '.join('{' + n + '}' for n in sorted(TEMPLATE_PLACEHOLDERS))}",
             ),
         ],
+        ("spec", "network", "ports"): [
+            _rule(
+                "self.client == oldSelf.client",
+                f"{p}.network.ports.client: cannot change on a running federation (every "
+                "client and every member's advertised URL names it); keep the current port",
+                field_path=".client",
+                reason="FieldValueForbidden",
+            ),
+            _rule(
+                "self.peer == oldSelf.peer",
+                f"{p}.network.ports.peer: cannot change on a running federation (the member "
+                "list stores every peer URL); keep the current port",
+                field_path=".peer",
+                reason="FieldValueForbidden",
+            ),
+        ],
+        ("spec", "network"): [
+            _rule(
+                "self.dnsTemplate == oldSelf.dnsTemplate",
+                f"{p}.network.dnsTemplate: cannot change on a running federation (the member "
+                "list stores every member's name-based URL); keep the current template",
+                field_path=".dnsTemplate",
+                reason="FieldValueForbidden",
+            ),
+        ],
+        ("spec", "storage"): [
+            _rule(
+                "self.size == oldSelf.size",
+                f"{p}.storage.size: cannot change (a bound volume is not resized by "
+                "xlinefed); keep the current size",
+                field_path=".size",
+                reason="FieldValueForbidden",
+            ),
+            _rule(
+                "has(self.storageClassName) == has(oldSelf.storageClassName) && "
+                "(!has(self.storageClassName) || "
+                "self.storageClassName == oldSelf.storageClassName)",
+                f"{p}.storage.storageClassName: cannot change (existing volumes keep their "
+                "class); keep the current class",
+                field_path=".storageClassName",
+                reason="FieldValueForbidden",
+            ),
+        ],
         ("spec", "tls"): [
             _rule(
                 "(has(self.peerSecretRef) && self.peerSecretRef != '') || "
@@ -347,6 +390,14 @@ def _federation_rules() -> dict[tuple[str, ...], list[dict[str, Any]]]:
             "name without dots",
         ),
         _member_name_rule("self.metadata.name", "self.spec.clusters", ".spec.clusters"),
+        _rule(
+            "!has(oldSelf.status) || !has(oldSelf.status.formation) || "
+            "!oldSelf.status.formation.formed || self.spec.bootstrap == oldSelf.spec.bootstrap",
+            "spec.bootstrap: cannot change once the federation has formed (it only says how "
+            "the first members start); keep the current mode",
+            field_path=".spec.bootstrap",
+            reason="FieldValueForbidden",
+        ),
     ]
     return rules
 
@@ -365,6 +416,14 @@ def _cluster_rules() -> dict[tuple[str, ...], list[dict[str, Any]]]:
             field_path=".replicas",
         ),
         _member_name_rule("self.federation", "self.clusters", ".clusters"),
+        _rule(
+            "!has(oldSelf.formation) || !oldSelf.formation.formed || "
+            "self.bootstrap == oldSelf.bootstrap",
+            "spec.bootstrap: cannot change once the federation has formed (it only says how "
+            "the first members start); keep the current mode",
+            field_path=".bootstrap",
+            reason="FieldValueForbidden",
+        ),
     ]
     return rules
 
@@ -400,7 +459,7 @@ def _column(name: str, path: str, kind: str = "string", **extra: Any) -> dict[st
 _STATUS_COLUMNS = (
     _column("Ready", ".status.ready", description="Ready members / desired members"),
     _column("Leader", ".status.leader"),
-    _column("Version", ".spec.version"),
+    _column("Version", ".status.version", description="What the members run, as reported"),
     _column("Phase", ".status.phase"),
     _column("Age", ".metadata.creationTimestamp", "date"),
 )

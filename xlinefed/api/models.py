@@ -227,11 +227,18 @@ class XlineClusterSpec(ConsensusTemplate):
 
 
 class Condition(Model):
+    """A `metav1.Condition`."""
+
     type: ConditionType
     status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
-    last_transition_time: str | None = None
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The generation this condition was computed for."
+    )
 
 
 class MemberRole(StrEnum):
@@ -265,7 +272,10 @@ class ConsensusStatus(Model):
 
     phase: Phase = Phase.PENDING
     observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     members: list[MemberStatus] = Field(default_factory=list)
     leader: str | None = None
     current_step: StepStatus | None = None
@@ -285,7 +295,12 @@ class ConsensusStatus(Model):
     ready: str | None = None
     #: "member1=3,member2=2", for the printer column.
     clusters: str | None = None
+    #: What the members run, as they report it: one version, or several during an
+    #: upgrade ("3.4.23,3.4.24"). The spec's target is `spec.version`.
     version: str | None = None
+    #: Client URLs to connect to: the serving voters' (and, on Kubernetes, the client
+    #: Service per member cluster and its clusterset name).
+    endpoints: list[str] = Field(default_factory=list)
 
 
 class _Resource(Model):

@@ -14,16 +14,15 @@ from typing import Any
 
 import kopf
 from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
 
-from xlinefed import render
+from xlinefed.api import conditions
 from xlinefed.api.loading import parse
-from xlinefed.api.models import GROUP, VERSION, ConsensusStatus, XlineFederation
+from xlinefed.api.models import API_VERSION, GROUP, VERSION, ConsensusStatus, XlineFederation
 from xlinefed.api.validation import SpecError
 from xlinefed.federation import LABEL_FEDERATION, ClusterView, plan_federation
 from xlinefed.logs import get_logger
 from xlinefed.operators import wakeups
-from xlinefed.platforms.karmada import manifests
+from xlinefed.platforms.karmada.objects import KarmadaObjects
 from xlinefed.platforms.kubernetes import objects
 
 log = get_logger(__name__)
@@ -56,73 +55,13 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     else:
         config.load_incluster_config(client_configuration=configuration)
     _api["api"] = client.ApiClient(configuration)
-    # The same object `xlinefed render federation` installs; applied here too so that
-    # member status flows back even where only the operator was deployed.
-    await _apply_cluster_scoped(
-        render.interpreter_customization(),
-        "config.karmada.io",
-        "v1alpha1",
-        "resourceinterpretercustomizations",
-    )
+    await KarmadaObjects(_api["api"]).ensure_interpreter()
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
     if (api := _api.pop("api", None)) is not None:
         await api.close()
-
-
-def _custom() -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(_api["api"])
-
-
-async def _apply_cluster_scoped(
-    body: dict[str, Any], group: str, version: str, plural: str
-) -> None:
-    try:
-        await _custom().create_cluster_custom_object(group, version, plural, body)
-    except ApiException as error:
-        if error.status != 409:
-            raise
-        await _custom().patch_cluster_custom_object(
-            group,
-            version,
-            plural,
-            body["metadata"]["name"],
-            body,
-            _content_type=objects.MERGE_PATCH,
-        )
-
-
-async def _apply(body: dict[str, Any], group: str, version: str, plural: str) -> None:
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    try:
-        await _custom().create_namespaced_custom_object(group, version, namespace, plural, body)
-    except ApiException as error:
-        if error.status != 409:
-            raise
-        await _custom().patch_namespaced_custom_object(
-            group, version, namespace, plural, name, body, _content_type=objects.MERGE_PATCH
-        )
-
-
-async def _delete(group: str, version: str, namespace: str, plural: str, name: str) -> None:
-    try:
-        await _custom().delete_namespaced_custom_object(group, version, namespace, plural, name)
-    except ApiException as error:
-        if error.status != 404:
-            raise
-
-
-async def _listed(federation: XlineFederation, group: str, plural: str) -> dict[str, Any]:
-    answer = await _custom().list_namespaced_custom_object(
-        group,
-        "v1alpha1",
-        federation.namespace,
-        plural,
-        label_selector=f"{LABEL_FEDERATION}={federation.name}",
-    )
-    return {item["metadata"]["name"]: item for item in answer.get("items", [])}
 
 
 def _views(items: dict[str, Any]) -> dict[str, ClusterView]:
@@ -136,16 +75,6 @@ def _views(items: dict[str, Any]) -> dict[str, ClusterView]:
     return views
 
 
-def _unchanged(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
-    """Writes are skipped when the stored object already says what we would write."""
-    if current is None:
-        return False
-    labels = current["metadata"].get("labels") or {}
-    return current.get("spec") == wanted["spec"] and all(
-        labels.get(k) == v for k, v in wanted["metadata"].get("labels", {}).items()
-    )
-
-
 async def reconcile(body: dict[str, Any]) -> float:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     previous = ConsensusStatus.model_validate(body.get("status") or {})
@@ -154,26 +83,21 @@ async def reconcile(body: dict[str, Any]) -> float:
     except SpecError as error:
         problems = [str(p) for p in error.problems]
         if previous.warnings != problems:
-            kopf.warn(body, reason="InvalidSpec", message=str(error))
-            await _patch_status(namespace, name, {"phase": "Failed", "warnings": problems})
+            kopf.warn(body, reason=conditions.INVALID_SPEC, message=str(error))
+            refused = conditions.invalid_spec(
+                previous, problems, _now(), body["metadata"].get("generation")
+            )
+            await _patch_status(namespace, name, objects.status_patch(refused))
         return 10.0
-    stored = await _listed(federation, GROUP, CLUSTERS)
-    policies = await _listed(federation, "policy.karmada.io", "propagationpolicies")
-    existing = _views(stored)
+    karmada = KarmadaObjects(_api["api"])
+    placed = await karmada.placed(federation)
+    existing = _views(placed.clusters)
     plan = plan_federation(federation, existing, _now(), previous)
+    written = 0
     for cluster in plan.clusters.values():
-        wanted = manifests.xline_cluster(cluster)
-        if not _unchanged(stored.get(cluster.name), wanted):
-            await _apply(wanted, GROUP, VERSION, CLUSTERS)
-        policy = manifests.propagation_policy(cluster)
-        if not _unchanged(policies.get(cluster.name), policy):
-            await _apply(policy, "policy.karmada.io", "v1alpha1", "propagationpolicies")
+        written += await karmada.place(cluster, placed)
     for cluster_id in plan.delete:
-        object_name = f"{federation.name}-{cluster_id}"
-        await _delete(GROUP, VERSION, namespace, CLUSTERS, object_name)
-        await _delete(
-            "policy.karmada.io", "v1alpha1", namespace, "propagationpolicies", object_name
-        )
+        await karmada.remove(namespace, f"{federation.name}-{cluster_id}")
         kopf.info(
             body,
             reason="ClusterRemoved",
@@ -186,9 +110,8 @@ async def reconcile(body: dict[str, Any]) -> float:
             reason="ClustersPlaced",
             message=f"placed XlineClusters in {', '.join(sorted(new_clusters))}",
         )
-    document = plan.status.to_wire()
-    if plan.status.current_step is None:
-        document["currentStep"] = None
+    log.info("federation pass", federation=name, namespace=namespace, written=written)
+    document = objects.status_patch(plan.status)
     if plan.status != previous:
         await _patch_status(namespace, name, document)
     return IDLE_INTERVAL
@@ -228,15 +151,13 @@ async def teardown(body: kopf.Body, **_: Any) -> None:
     """Deleting a federation deletes its XlineClusters and policies; each member operator
     then stops its pods (its own finalizer) and keeps or deletes volumes by policy."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    answer = await _custom().list_namespaced_custom_object(
-        GROUP, VERSION, namespace, CLUSTERS, label_selector=f"{LABEL_FEDERATION}={name}"
+    karmada = KarmadaObjects(_api["api"])
+    selector = f"{LABEL_FEDERATION}={name}"
+    stored = await objects.list_labelled(
+        _api["api"], API_VERSION, "XlineCluster", namespace, selector
     )
-    for item in answer.get("items", []):
-        object_name = item["metadata"]["name"]
-        await _delete(GROUP, VERSION, namespace, CLUSTERS, object_name)
-        await _delete(
-            "policy.karmada.io", "v1alpha1", namespace, "propagationpolicies", object_name
-        )
+    for object_name in stored:
+        await karmada.remove(namespace, object_name)
     kopf.info(dict(body), reason="Deleted", message="removed every XlineCluster")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 from kubernetes_asyncio import client, config
 
+from xlinefed.api import conditions
 from xlinefed.api.loading import load_cluster
 from xlinefed.api.models import (
     GROUP,
@@ -31,7 +32,7 @@ from xlinefed.planner import Wait
 from xlinefed.planner.desired import desired_from
 from xlinefed.platforms.kubernetes import manifests, objects
 from xlinefed.platforms.kubernetes.platform import KubernetesPlatform
-from xlinefed.reporting import build_status
+from xlinefed.reporting import build_status, now_rfc3339
 
 log = get_logger(__name__)
 
@@ -119,31 +120,43 @@ async def reconcile(body: dict[str, Any]) -> float:
     try:
         resource: XlineCluster = load_cluster(body)
     except SpecError as error:
-        if previous.warnings != [str(p) for p in error.problems]:
-            kopf.warn(body, reason="InvalidSpec", message=str(error))
-            await _patch_status(
-                namespace, name, {"phase": "Failed", "warnings": [str(p) for p in error.problems]}
+        problems = [str(p) for p in error.problems]
+        if previous.warnings != problems:
+            kopf.warn(body, reason=conditions.INVALID_SPEC, message=str(error))
+            refused = conditions.invalid_spec(
+                previous, problems, now_rfc3339(), body["metadata"].get("generation")
             )
+            await _patch_status(namespace, name, objects.status_patch(refused))
         return 10.0
     platform = KubernetesPlatform(_api["api"], resource)
-    await platform.ensure_service()
     executor = Executor(platform, resource.spec.federation, holder_id=f"member-{cluster_id()}")
     desired = desired_from(resource, scope=frozenset({cluster_id()}))
-    outcome = await executor.reconcile_once(desired)
+    try:
+        await platform.ensure_service()
+        outcome = await executor.reconcile_once(desired)
+    except Exception as error:
+        # The status must not keep claiming what the last good pass saw.
+        failed = conditions.observation_failed(
+            previous,
+            str(error) or type(error).__name__,
+            now_rfc3339(),
+            resource.metadata.generation,
+        )
+        if failed != previous:
+            await _patch_status(namespace, name, objects.status_patch(failed))
+        raise
     status = build_status(
         desired,
         resource.spec.clusters,
-        resource.spec.version,
         resource.metadata.generation,
         outcome,
         previous,
         observed_spec=spec_hash(resource.spec),
+        client_url=platform.client_url,
     )
     _record_metrics(f"{namespace}/{name}", outcome, status)
     _post_event(body, outcome, previous)
-    document = status.to_wire()
-    if status.current_step is None:
-        document["currentStep"] = None  # merge patch: remove it
+    document = objects.status_patch(status)
     if status != previous:
         await _patch_status(namespace, name, document)
     if outcome.applied:

@@ -1,36 +1,272 @@
-"""Reading and status-patching the custom resources both operators reconcile."""
+"""The one boundary to kubernetes_asyncio for objects the operators own.
+
+Writes are server-side apply under a named field manager: the body says the whole of
+what we want, so a key we stop sending is removed (a merge patch cannot remove a key it
+does not name, which is how `engineArgs: {}` once never reached the members). A write is
+skipped when the stored object already carries the fingerprint of what we would write
+and still holds every value of it; that keeps steady state free of writes.
+
+Kubernetes errors are translated here, once, into `ObjectNotFound`/`ObjectConflict`/
+`KubernetesError`, so the operators never look at HTTP status codes.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterator
 from typing import Any
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from xlinefed.api.models import GROUP, VERSION
+from xlinefed.api.models import GROUP, VERSION, ConsensusStatus
 
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+#: Field managers, one per operator, as `kubectl get -o yaml --show-managed-fields` shows.
+FEDERATION_MANAGER = "xlinefed-federation-operator"
+MEMBER_MANAGER = "xlinefed-member-operator"
+#: What we last applied, so an unchanged object is not written again.
+ANNOTATION_APPLIED = "xlinefed.io/applied-sha256"
+
+#: kind -> plural, for the custom and core kinds the operators apply.
+_PLURALS = {
+    "XlineCluster": "xlineclusters",
+    "PropagationPolicy": "propagationpolicies",
+    "ResourceInterpreterCustomization": "resourceinterpretercustomizations",
+    "ServiceExport": "serviceexports",
+    "Service": "services",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+}
+_CLUSTER_SCOPED = {"ResourceInterpreterCustomization"}
+
+
+class KubernetesError(Exception):
+    """An API server refused or failed a request; `status` is its HTTP code."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ObjectNotFound(KubernetesError):
+    """The object (or its kind, where its CRD is not installed) does not exist."""
+
+
+class ObjectConflict(KubernetesError):
+    """It exists already, or it changed since it was read."""
+
+
+@contextlib.contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Turn an `ApiException` raised inside into one of ours, naming `what` was tried."""
+    try:
+        yield
+    except ApiException as error:
+        reason = _reason(error)
+        message = f"{what}: {reason}"
+        if error.status == 404:
+            raise ObjectNotFound(message, 404) from error
+        if error.status == 409:
+            raise ObjectConflict(message, 409) from error
+        raise KubernetesError(message, error.status) from error
+
+
+def _reason(error: ApiException) -> str:
+    with contextlib.suppress(ValueError, TypeError):
+        return str(json.loads(error.body).get("message") or error.reason)
+    return f"{error.status} {error.reason}"
+
+
+def fingerprint(body: dict[str, Any]) -> str:
+    """A digest of everything we write of an object (never status)."""
+    meta = body.get("metadata", {})
+    subject = {
+        "labels": meta.get("labels") or {},
+        "annotations": {
+            k: v for k, v in (meta.get("annotations") or {}).items() if k != ANNOTATION_APPLIED
+        },
+        **{k: v for k, v in body.items() if k not in ("metadata", "status", "apiVersion", "kind")},
+    }
+    return hashlib.sha256(json.dumps(subject, sort_keys=True).encode()).hexdigest()
+
+
+def stamped(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with its fingerprint annotation, as it is applied."""
+    meta = dict(body["metadata"])
+    meta["annotations"] = {**(meta.get("annotations") or {}), ANNOTATION_APPLIED: fingerprint(body)}
+    return {**body, "metadata": meta}
+
+
+def _holds(current: Any, wanted: Any) -> bool:
+    """Every value of `wanted` is in `current` (which may hold more: defaults, others')."""
+    if isinstance(wanted, dict):
+        return isinstance(current, dict) and all(
+            _holds(current.get(key), value) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        # The server fills in list items too (a port's protocol and targetPort).
+        return (
+            isinstance(current, list)
+            and len(current) == len(wanted)
+            and all(_holds(c, w) for c, w in zip(current, wanted, strict=True))
+        )
+    return bool(current == wanted)
+
+
+def unchanged(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """True when applying `wanted` would change nothing: the stored object was last
+    applied from the same body and nobody changed a value of it since."""
+    if current is None:
+        return False
+    annotations = (current.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(ANNOTATION_APPLIED) != fingerprint(wanted):
+        return False
+    content = {k: v for k, v in wanted.items() if k not in ("apiVersion", "kind", "status")}
+    content["metadata"] = {
+        k: wanted["metadata"][k] for k in ("labels", "annotations") if k in wanted["metadata"]
+    }
+    return _holds(current, content)
+
+
+def _group_version(body: dict[str, Any]) -> tuple[str, str]:
+    group, _, version = body["apiVersion"].rpartition("/")
+    return group, version
+
+
+async def apply(api: client.ApiClient, body: dict[str, Any], *, manager: str) -> dict[str, Any]:
+    """Server-side apply of `body` (created if absent) under field manager `manager`."""
+    kind, name = body["kind"], body["metadata"]["name"]
+    namespace = body["metadata"].get("namespace")
+    document = stamped(body)
+    options: dict[str, Any] = {
+        "field_manager": manager,
+        "force": True,
+        "_content_type": APPLY_PATCH,
+    }
+    with translated(f"applying {kind} {namespace + '/' if namespace else ''}{name}"):
+        if kind == "Service":
+            result = await client.CoreV1Api(api).patch_namespaced_service(
+                name, namespace, document, **options
+            )
+            return dict(api.sanitize_for_serialization(result))
+        if kind == "PodDisruptionBudget":
+            result = await client.PolicyV1Api(api).patch_namespaced_pod_disruption_budget(
+                name, namespace, document, **options
+            )
+            return dict(api.sanitize_for_serialization(result))
+        group, version = _group_version(body)
+        custom = client.CustomObjectsApi(api)
+        if kind in _CLUSTER_SCOPED:
+            answer = await custom.patch_cluster_custom_object(
+                group, version, _PLURALS[kind], name, document, **options
+            )
+        else:
+            answer = await custom.patch_namespaced_custom_object(
+                group, version, namespace, _PLURALS[kind], name, document, **options
+            )
+        return dict(answer)
+
+
+async def apply_if_changed(
+    api: client.ApiClient,
+    body: dict[str, Any],
+    current: dict[str, Any] | None,
+    *,
+    manager: str,
+) -> bool:
+    """Apply `body` unless `current` (as read) already says it; True when written."""
+    if unchanged(current, body):
+        return False
+    await apply(api, body, manager=manager)
+    return True
+
+
+async def read_object(
+    api: client.ApiClient, api_version: str, kind: str, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """Any object the operators apply, as stored, or None when absent (or its kind is)."""
+    body = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
+    try:
+        with translated(f"reading {kind} {namespace}/{name}"):
+            if kind == "Service":
+                result = await client.CoreV1Api(api).read_namespaced_service(name, namespace)
+                return dict(api.sanitize_for_serialization(result))
+            if kind == "PodDisruptionBudget":
+                result = await client.PolicyV1Api(api).read_namespaced_pod_disruption_budget(
+                    name, namespace
+                )
+                return dict(api.sanitize_for_serialization(result))
+            group, version = _group_version(body)
+            return dict(
+                await client.CustomObjectsApi(api).get_namespaced_custom_object(
+                    group, version, namespace, _PLURALS[kind], name
+                )
+            )
+    except ObjectNotFound:
+        return None
+
+
+async def delete_if_present(
+    api: client.ApiClient, api_version: str, kind: str, namespace: str, name: str
+) -> bool:
+    """Delete a namespaced custom object; False when it was already gone."""
+    group, version = _group_version({"apiVersion": api_version})
+    try:
+        with translated(f"deleting {kind} {namespace}/{name}"):
+            await client.CustomObjectsApi(api).delete_namespaced_custom_object(
+                group, version, namespace, _PLURALS[kind], name
+            )
+    except ObjectNotFound:
+        return False
+    return True
+
+
+async def list_labelled(
+    api: client.ApiClient, api_version: str, kind: str, namespace: str, selector: str
+) -> dict[str, dict[str, Any]]:
+    """Custom objects of `kind` in `namespace` matching a label selector, by name."""
+    group, version = _group_version({"apiVersion": api_version})
+    with translated(f"listing {kind} in {namespace}"):
+        answer = await client.CustomObjectsApi(api).list_namespaced_custom_object(
+            group, version, namespace, _PLURALS[kind], label_selector=selector
+        )
+    return {item["metadata"]["name"]: item for item in answer.get("items", [])}
 
 
 async def read(
     api: client.ApiClient, plural: str, namespace: str, name: str
 ) -> dict[str, Any] | None:
-    """The object as stored now, or None once it is gone."""
+    """One of our own resources (XlineFederation, XlineCluster) as stored, or None."""
     try:
-        obj = await client.CustomObjectsApi(api).get_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, name
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
+        with translated(f"reading {plural} {namespace}/{name}"):
+            obj = await client.CustomObjectsApi(api).get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name
+            )
+    except ObjectNotFound:
+        return None
     return dict(obj)
+
+
+def status_patch(status: ConsensusStatus) -> dict[str, Any]:
+    """The whole status as a merge patch: every field the model has and this status
+    leaves unset is sent as null, so a leader, step or warning that ended is removed
+    rather than left standing beside the new truth."""
+    document: dict[str, Any] = {
+        field.alias or name: None for name, field in ConsensusStatus.model_fields.items()
+    }
+    document.update(status.to_wire())
+    return document
 
 
 async def patch_status(
     api: client.ApiClient, plural: str, namespace: str, name: str, status: dict[str, Any]
 ) -> None:
-    """A merge patch of the status subresource: only the fields given change."""
-    await client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH
-    )
+    """A merge patch of the status subresource: only the fields given change (status is
+    written by one operator only, and a field it stops reporting is sent as null)."""
+    with translated(f"writing the status of {plural} {namespace}/{name}"):
+        await client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH
+        )

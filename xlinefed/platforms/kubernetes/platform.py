@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from xlinefed.api.models import XlineCluster
 from xlinefed.logs import get_logger
@@ -25,6 +24,7 @@ from xlinefed.planner.model import Desired, Formation
 from xlinefed.planner.steps import StartMode
 from xlinefed.platform import MemberRuntime
 from xlinefed.platforms.kubernetes import manifests, objects
+from xlinefed.platforms.kubernetes.objects import ObjectConflict, ObjectNotFound, translated
 from xlinefed.platforms.member_guard import DATA_LOST
 from xlinefed.topology import Member, desired_members, make_member, parse_member_name
 
@@ -135,11 +135,10 @@ class KubernetesPlatform:
     # --- actions
     async def _read_pod(self, member: str) -> Any | None:
         try:
-            return await self.core.read_namespaced_pod(member, self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+            with translated(f"reading pod {member}"):
+                return await self.core.read_namespaced_pod(member, self.namespace)
+        except ObjectNotFound:
+            return None
 
     async def _clear_finished_pod(self, member: str) -> None:
         """A pod that ran to an end (restartPolicy Never) is replaced, not restarted."""
@@ -152,13 +151,15 @@ class KubernetesPlatform:
             await self.stop(member)
 
     async def _ensure_pvc(self, member: str) -> None:
+        # A PVC's spec cannot change once bound (size and class are refused at
+        # admission instead), so it is created once, never applied.
         try:
-            await self.core.create_namespaced_persistent_volume_claim(
-                self.namespace, manifests.pvc(self.resource, member)
-            )
-        except ApiException as error:
-            if error.status != 409:
-                raise
+            with translated(f"creating the PVC of {member}"):
+                await self.core.create_namespaced_persistent_volume_claim(
+                    self.namespace, manifests.pvc(self.resource, member)
+                )
+        except ObjectConflict:
+            pass
 
     async def start(
         self,
@@ -184,10 +185,9 @@ class KubernetesPlatform:
             require_data=require_data,
         )
         try:
-            await self.core.create_namespaced_pod(self.namespace, body)
-        except ApiException as error:
-            if error.status != 409:
-                raise
+            with translated(f"creating pod {member}"):
+                await self.core.create_namespaced_pod(self.namespace, body)
+        except ObjectConflict:
             return
         log.info("pod created", member=member, mode=mode.value, revision=revision)
 
@@ -206,10 +206,10 @@ class KubernetesPlatform:
 
     async def stop(self, member: str) -> None:
         try:
-            await self.core.delete_namespaced_pod(member, self.namespace)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+            with translated(f"deleting pod {member}"):
+                await self.core.delete_namespaced_pod(member, self.namespace)
+        except ObjectNotFound:
+            pass
         await self._wait_pod_gone(member)
         log.info("pod deleted", member=member)
 
@@ -221,38 +221,36 @@ class KubernetesPlatform:
     async def wipe_data(self, member: str) -> None:
         name = manifests.pvc_name(member)
         try:
-            await self.core.delete_namespaced_persistent_volume_claim(name, self.namespace)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+            with translated(f"deleting PVC {name}"):
+                await self.core.delete_namespaced_persistent_volume_claim(name, self.namespace)
+        except ObjectNotFound:
             return
         deadline = time.monotonic() + 60.0
         while time.monotonic() < deadline:
             try:
-                await self.core.read_namespaced_persistent_volume_claim(name, self.namespace)
-            except ApiException as error:
-                if error.status == 404:
-                    return
-                raise
+                with translated(f"reading PVC {name}"):
+                    await self.core.read_namespaced_persistent_volume_claim(name, self.namespace)
+            except ObjectNotFound:
+                return
             await asyncio.sleep(0.2)
         raise TimeoutError(f"PVC {name} was not deleted within 60s")
 
     async def ensure_service(self) -> None:
-        """The headless Service, and its ServiceExport where the MCS CRD is installed."""
-        for body, create in (
-            (manifests.headless_service(self.resource), self._create_service),
-            (manifests.service_export(self.resource), self._create_export),
+        """The headless Service and its ServiceExport (where the MCS CRD is installed),
+        applied when they differ from what this operator last applied."""
+        for body in (
+            manifests.headless_service(self.resource),
+            manifests.service_export(self.resource),
         ):
+            meta = body["metadata"]
             try:
-                await create(body)
-            except ApiException as error:
-                if error.status not in (404, 409):
-                    raise
-
-    async def _create_service(self, body: dict[str, Any]) -> None:
-        await self.core.create_namespaced_service(self.namespace, body)
-
-    async def _create_export(self, body: dict[str, Any]) -> None:
-        await self.custom.create_namespaced_custom_object(
-            "multicluster.x-k8s.io", "v1alpha1", self.namespace, "serviceexports", body
-        )
+                current = await objects.read_object(
+                    self.api, body["apiVersion"], body["kind"], self.namespace, meta["name"]
+                )
+                if await objects.apply_if_changed(
+                    self.api, body, current, manager=objects.MEMBER_MANAGER
+                ):
+                    log.info("applied", kind=body["kind"], name=meta["name"])
+            except ObjectNotFound:
+                # No ServiceExport CRD in this cluster: nothing exports across clusters.
+                continue

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xlinefed.api.models import XlineFederation
+from xlinefed.api.conditions import observation_failed
+from xlinefed.api.models import ConsensusStatus, XlineFederation
 from xlinefed.api.validation import SpecError
 from xlinefed.executor import Executor, Outcome
 from xlinefed.logs import configure, get_logger
@@ -26,7 +27,7 @@ from xlinefed.planner.desired import desired_from
 from xlinefed.platforms.local import processes
 from xlinefed.platforms.local.platform import EngineNotFound, LocalPlatform
 from xlinefed.platforms.local.state import FederationDir
-from xlinefed.reporting import build_status
+from xlinefed.reporting import build_status, now_rfc3339
 
 log = get_logger(__name__)
 
@@ -74,6 +75,7 @@ def stop_controller(directory: FederationDir) -> None:
 def _status_document(
     directory: FederationDir,
     federation: XlineFederation,
+    platform: LocalPlatform,
     outcome: Outcome,
     error: str | None,
     started: float,
@@ -85,9 +87,11 @@ def _status_document(
     status = build_status(
         desired,
         federation.spec.clusters,
-        federation.spec.version,
         federation.metadata.generation,
         outcome,
+        # Conditions keep their lastTransitionTime across passes.
+        ConsensusStatus.model_validate(previous) if previous else None,
+        client_url=platform.client_url,
     )
     document = status.to_wire()
     document["converged"] = isinstance(outcome.step, Done) and error is None
@@ -131,7 +135,7 @@ async def run(root: Path, name: str) -> int:
             executor = Executor(platform, federation.name, holder)
             outcome = await executor.reconcile_once(desired_from(federation))
             directory.write_status(
-                _status_document(directory, federation, outcome, outcome.error, started)
+                _status_document(directory, federation, platform, outcome, outcome.error, started)
             )
             if outcome.applied:
                 delay = 0.0
@@ -148,6 +152,23 @@ async def run(root: Path, name: str) -> int:
             delay = 5.0
         except Exception as error:
             log.exception("pass failed", federation=name, error=str(error))
+            # Say so in status rather than leave the last pass's Available standing.
+            previous = directory.read_status() or {}
+            failed = observation_failed(
+                ConsensusStatus.model_validate(previous),
+                str(error) or type(error).__name__,
+                now_rfc3339(),
+                previous.get("observedGeneration"),
+            )
+            directory.write_status(
+                {
+                    **previous,
+                    **failed.to_wire(),
+                    "error": str(error),
+                    "converged": False,
+                    "updatedAt": time.time(),
+                }
+            )
             delay = IDLE_INTERVAL
         if delay:
             with contextlib.suppress(TimeoutError):
