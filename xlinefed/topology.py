@@ -42,7 +42,7 @@ class Member:
     client_url: str
 
 
-def _scheme(template: ConsensusTemplate, peer: bool) -> str:
+def scheme(template: ConsensusTemplate, peer: bool) -> str:
     tls = template.tls
     if tls is None:
         return "http"
@@ -68,8 +68,8 @@ def make_member(
         ordinal=ordinal,
         name=name,
         host=host,
-        peer_url=f"{_scheme(template, peer=True)}://{host}:{ports.peer}",
-        client_url=f"{_scheme(template, peer=False)}://{host}:{ports.client}",
+        peer_url=f"{scheme(template, peer=True)}://{host}:{ports.peer}",
+        client_url=f"{scheme(template, peer=False)}://{host}:{ports.client}",
     )
 
 

@@ -3,10 +3,12 @@ the operator as a real process. One XlineCluster walks through its whole life.""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import signal
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from tests.stack._client import ApiError, KubeClient
 from tests.support.wait import wait_until
 from tests.support.writer import SequencedWriter
 from xlinefed.api.engines import Engine, profile
+from xlinefed.consensus.client import ConsensusClient
 from xlinefed.topology import member_name
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -156,6 +159,93 @@ def test_metrics_count_steps_and_members(
     assert voters == [3.0]
     assert "xlinefed_step_duration_seconds_bucket" in text
     assert "xlinefed_lock_wait_seconds_count" in text
+
+
+def client_service_addresses(member1: KubeClient, namespace: str) -> set[str]:
+    """The ready addresses behind the client Service, as an application's resolver sees."""
+    slices = member1.list(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        namespace,
+        labelSelector=f"kubernetes.io/service-name={NAME}-client",
+    )
+    return {
+        address
+        for piece in slices
+        for endpoint in piece.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready", True)
+        for address in endpoint.get("addresses", [])
+    }
+
+
+class ClientServiceSampler:
+    """During a scale-out, asks every address behind the client Service whether it is a
+    learner: an application connecting through the Service must never reach one (a
+    learner refuses client requests with "rpc not supported for learner")."""
+
+    def __init__(self, member1: KubeClient, namespace: str) -> None:
+        self.member1, self.namespace = member1, namespace
+        self.samples = 0
+        self.learners_reached: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ClientServiceSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        asyncio.run(self._loop())
+
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            addresses = client_service_addresses(self.member1, self.namespace)
+            for address in addresses:
+                url = f"http://{address}:2379"
+                try:
+                    async with ConsensusClient([url], timeout=2.0) as client:
+                        status = await client.status(url)
+                except Exception:
+                    continue  # a member that stopped answering is not a learner
+                if status.is_learner:
+                    self.learners_reached.append(address)
+            self.samples += 1
+            self._stop.wait(0.05)  # sampling period, not synchronisation
+
+
+def test_the_client_service_reaches_voters_only(
+    member1: KubeClient, member_namespace: str, operator: MemberOperator
+) -> None:
+    pods = {p["metadata"]["name"]: p for p in member1.list("v1", "Pod", member_namespace)}
+    voter_ips = {p["status"]["podIP"] for p in pods.values()}
+    wait_until(
+        lambda: client_service_addresses(member1, member_namespace) == voter_ips,
+        timeout=60,
+        what="the client Service's endpoints to be the three voters",
+    )
+    status = resource(member1, member_namespace)["status"]
+    clusterset = f"http://{NAME}-client.{member_namespace}.svc.clusterset.local:2379"
+    assert set(status["endpoints"]) == {*endpoints(member1, member_namespace), clusterset}
+    with ClientServiceSampler(member1, member_namespace) as sampler:
+        scale(member1, member_namespace, 4)
+        wait_reached(member1, member_namespace, 4, operator)
+        wait_until(
+            lambda: len(client_service_addresses(member1, member_namespace)) == 4,
+            timeout=60,
+            what="the promoted member behind the client Service",
+        )
+    assert sampler.samples > 0 and sampler.learners_reached == [], sampler.learners_reached
+    labels = {
+        p["metadata"]["name"]: p["metadata"]["labels"].get("xlinefed.io/role")
+        for p in member1.list("v1", "Pod", member_namespace)
+    }
+    assert set(labels.values()) == {"voter"}, labels
+    scale(member1, member_namespace, 3)
+    wait_reached(member1, member_namespace, 3, operator)
 
 
 def test_rolling_update_moves_leadership_first(

@@ -30,6 +30,7 @@ WAITING = "Waiting"
 ALL_HEALTHY = "AllHealthy"
 MEMBERS_UNHEALTHY = "MembersUnhealthy"
 INVALID_SPEC = "InvalidSpec"
+APPLY_FAILED = "ApplyFailed"
 
 #: Progressing reasons that are an activity, and the phase each shows as.
 ACTIVITIES = {
@@ -156,5 +157,17 @@ def observation_failed(
             now,
             generation,
         ),
+    ]
+    return previous.model_copy(update={"conditions": conditions, "phase": phase_from(conditions)})
+
+
+def apply_failed(
+    previous: ConsensusStatus, error: str, now: str, generation: int | None
+) -> ConsensusStatus:
+    """The status after a pass whose writes were refused: what serves still serves
+    (Available is kept), Degraded says what could not be written."""
+    conditions = [
+        *(c for c in previous.conditions if c.type is not ConditionType.DEGRADED),
+        condition(previous, ConditionType.DEGRADED, True, APPLY_FAILED, error, now, generation),
     ]
     return previous.model_copy(update={"conditions": conditions, "phase": phase_from(conditions)})

@@ -24,6 +24,7 @@ from xlinefed.logs import get_logger
 from xlinefed.operators import wakeups
 from xlinefed.platforms.karmada.objects import KarmadaObjects
 from xlinefed.platforms.kubernetes import objects
+from xlinefed.platforms.kubernetes.objects import KubernetesError
 
 log = get_logger(__name__)
 
@@ -90,12 +91,26 @@ async def reconcile(body: dict[str, Any]) -> float:
             await _patch_status(namespace, name, objects.status_patch(refused))
         return 10.0
     karmada = KarmadaObjects(_api["api"])
-    placed = await karmada.placed(federation)
+    generation = federation.metadata.generation
+    try:
+        placed = await karmada.placed(federation)
+    except KubernetesError as error:
+        await _patch_failed(
+            body, conditions.observation_failed(previous, str(error), _now(), generation), previous
+        )
+        raise
     existing = _views(placed.clusters)
     plan = plan_federation(federation, existing, _now(), previous)
     written = 0
-    for cluster in plan.clusters.values():
-        written += await karmada.place(cluster, placed)
+    try:
+        for cluster in plan.clusters.values():
+            written += await karmada.place(cluster, placed)
+    except KubernetesError as error:
+        # Say so where users look, not only in this log.
+        await _patch_failed(
+            body, conditions.apply_failed(plan.status, str(error), _now(), generation), previous
+        )
+        raise
     for cluster_id in plan.delete:
         await karmada.remove(namespace, f"{federation.name}-{cluster_id}")
         kopf.info(
@@ -159,6 +174,15 @@ async def teardown(body: kopf.Body, **_: Any) -> None:
     for object_name in stored:
         await karmada.remove(namespace, object_name)
     kopf.info(dict(body), reason="Deleted", message="removed every XlineCluster")
+
+
+async def _patch_failed(
+    body: dict[str, Any], status: ConsensusStatus, previous: ConsensusStatus
+) -> None:
+    if status != previous:
+        await _patch_status(
+            body["metadata"]["namespace"], body["metadata"]["name"], objects.status_patch(status)
+        )
 
 
 async def _read(namespace: str, name: str) -> dict[str, Any] | None:

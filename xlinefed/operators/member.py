@@ -154,6 +154,10 @@ async def reconcile(body: dict[str, Any]) -> float:
         observed_spec=spec_hash(resource.spec),
         client_url=platform.client_url,
     )
+    status = status.model_copy(
+        update={"endpoints": [*status.endpoints, manifests.client_endpoint(resource)]}
+    )
+    await platform.label_roles(manifests.role_labels(status.members, cluster_id()))
     _record_metrics(f"{namespace}/{name}", outcome, status)
     _post_event(body, outcome, previous)
     document = objects.status_patch(status)

@@ -4,7 +4,11 @@ Per member: a Pod named after the member and a PVC `data-<member>`. Per federati
 cluster: a headless Service named after the federation that publishes not-ready
 addresses (a joining learner is not Ready yet must be reachable by its peers), and a
 ServiceExport of it so the Multi-Cluster Services API publishes
-`<member>.<cluster>.<federation>.<namespace>.svc.clusterset.local`.
+`<member>.<cluster>.<federation>.<namespace>.svc.clusterset.local`; and a client Service
+`<federation>-client` selecting only voters (the member operator keeps each pod's
+`xlinefed.io/role` label current), exported too, so applications reach every cluster's
+voters at `<federation>-client.<namespace>.svc.clusterset.local` and never a learner,
+which refuses client requests ("rpc not supported for learner").
 """
 
 from __future__ import annotations
@@ -15,15 +19,17 @@ from typing import Any
 
 from xlinefed import __version__
 from xlinefed.api.engines import profile
-from xlinefed.api.models import XlineCluster
+from xlinefed.api.models import MemberRole, MemberStatus, XlineCluster
 from xlinefed.launch import LaunchSpec, command
 from xlinefed.planner.steps import StartMode
-from xlinefed.topology import Member
+from xlinefed.topology import Member, scheme
 
 DATA_MOUNT = "/var/lib/xlinefed"
 LABEL_FEDERATION = "xlinefed.io/federation"
 LABEL_CLUSTER = "xlinefed.io/cluster"
 LABEL_MEMBER = "xlinefed.io/member"
+#: voter or learner, as the consensus member list says; absent while not listed.
+LABEL_ROLE = "xlinefed.io/role"
 ANNOTATION_REVISION = "xlinefed.io/revision"
 ANNOTATION_VERSION = "xlinefed.io/version"
 ANNOTATION_DNS = "xlinefed.io/dns-names"
@@ -214,12 +220,54 @@ def headless_service(resource: XlineCluster) -> dict[str, Any]:
     }
 
 
-def service_export(resource: XlineCluster) -> dict[str, Any]:
+def client_service_name(resource: XlineCluster) -> str:
+    return f"{resource.spec.federation}-client"
+
+
+def client_service(resource: XlineCluster) -> dict[str, Any]:
+    """Voters only, ready ones only: where applications connect."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": client_service_name(resource),
+            "namespace": resource.namespace,
+            "labels": labels(resource),
+            "ownerReferences": [owner_reference(resource)],
+        },
+        "spec": {
+            "selector": {
+                LABEL_FEDERATION: resource.spec.federation,
+                LABEL_CLUSTER: resource.spec.cluster_id,
+                LABEL_ROLE: MemberRole.VOTER.value,
+            },
+            "ports": [{"name": "client", "port": resource.spec.network.ports.client}],
+        },
+    }
+
+
+def client_endpoint(resource: XlineCluster) -> str:
+    """The client Service's clusterset URL: every exporting cluster's voters."""
+    host = f"{client_service_name(resource)}.{resource.namespace}.svc.clusterset.local"
+    port = resource.spec.network.ports.client
+    return f"{scheme(resource.spec, peer=False)}://{host}:{port}"
+
+
+def role_labels(members: Sequence[MemberStatus], cluster_id: str) -> dict[str, str | None]:
+    """The `xlinefed.io/role` each of this cluster's member pods should carry."""
+    return {
+        m.name: m.role.value if m.role is not None else None
+        for m in members
+        if m.cluster == cluster_id
+    }
+
+
+def service_export(resource: XlineCluster, name: str | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "multicluster.x-k8s.io/v1alpha1",
         "kind": "ServiceExport",
         "metadata": {
-            "name": resource.spec.federation,
+            "name": name or resource.spec.federation,
             "namespace": resource.namespace,
             "labels": labels(resource),
             "ownerReferences": [owner_reference(resource)],

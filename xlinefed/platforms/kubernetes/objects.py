@@ -121,6 +121,7 @@ def unchanged(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
     applied from the same body and nobody changed a value of it since."""
     if current is None:
         return False
+    wanted = without_empty_maps(wanted)
     annotations = (current.get("metadata") or {}).get("annotations") or {}
     if annotations.get(ANNOTATION_APPLIED) != fingerprint(wanted):
         return False
@@ -136,11 +137,28 @@ def _group_version(body: dict[str, Any]) -> tuple[str, str]:
     return group, version
 
 
-async def apply(api: client.ApiClient, body: dict[str, Any], *, manager: str) -> dict[str, Any]:
-    """Server-side apply of `body` (created if absent) under field manager `manager`."""
+def without_empty_maps(value: Any) -> Any:
+    """`value` with every empty map left out. An applied `{}` is not "no keys": once the
+    last key we owned is removed the server stores null, which the schema refuses
+    ("Invalid value: null"); leaving the field out removes it, and defaulting puts `{}`
+    back."""
+    if isinstance(value, dict):
+        return {
+            k: without_empty_maps(v)
+            for k, v in value.items()
+            if not (isinstance(v, dict) and not v)
+        }
+    if isinstance(value, list):
+        return [without_empty_maps(v) for v in value]
+    return value
+
+
+async def apply(api: client.ApiClient, body: dict[str, Any], *, manager: str) -> None:
+    """Server-side apply of `body` (created if absent) under field manager `manager`.
+    (The generated client returns nothing for a 201, so nothing is returned.)"""
     kind, name = body["kind"], body["metadata"]["name"]
     namespace = body["metadata"].get("namespace")
-    document = stamped(body)
+    document = stamped(without_empty_maps(body))
     options: dict[str, Any] = {
         "field_manager": manager,
         "force": True,
@@ -148,26 +166,25 @@ async def apply(api: client.ApiClient, body: dict[str, Any], *, manager: str) ->
     }
     with translated(f"applying {kind} {namespace + '/' if namespace else ''}{name}"):
         if kind == "Service":
-            result = await client.CoreV1Api(api).patch_namespaced_service(
+            await client.CoreV1Api(api).patch_namespaced_service(
                 name, namespace, document, **options
             )
-            return dict(api.sanitize_for_serialization(result))
+            return
         if kind == "PodDisruptionBudget":
-            result = await client.PolicyV1Api(api).patch_namespaced_pod_disruption_budget(
+            await client.PolicyV1Api(api).patch_namespaced_pod_disruption_budget(
                 name, namespace, document, **options
             )
-            return dict(api.sanitize_for_serialization(result))
+            return
         group, version = _group_version(body)
         custom = client.CustomObjectsApi(api)
         if kind in _CLUSTER_SCOPED:
-            answer = await custom.patch_cluster_custom_object(
+            await custom.patch_cluster_custom_object(
                 group, version, _PLURALS[kind], name, document, **options
             )
         else:
-            answer = await custom.patch_namespaced_custom_object(
+            await custom.patch_namespaced_custom_object(
                 group, version, namespace, _PLURALS[kind], name, document, **options
             )
-        return dict(answer)
 
 
 async def apply_if_changed(

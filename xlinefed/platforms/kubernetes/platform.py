@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -241,6 +241,8 @@ class KubernetesPlatform:
         for body in (
             manifests.headless_service(self.resource),
             manifests.service_export(self.resource),
+            manifests.client_service(self.resource),
+            manifests.service_export(self.resource, manifests.client_service_name(self.resource)),
         ):
             meta = body["metadata"]
             try:
@@ -254,3 +256,23 @@ class KubernetesPlatform:
             except ObjectNotFound:
                 # No ServiceExport CRD in this cluster: nothing exports across clusters.
                 continue
+
+    async def label_roles(self, roles: Mapping[str, str | None]) -> None:
+        """Keep each member pod's role label as the member list says (the client
+        Service selects voters by it); pods already labelled right are not written."""
+        for member, role in roles.items():
+            pod = self._pods.get(member)
+            if pod is None or pod.metadata.deletion_timestamp is not None:
+                continue
+            if (pod.metadata.labels or {}).get(manifests.LABEL_ROLE) == role:
+                continue
+            try:
+                with translated(f"labelling pod {member}"):
+                    await self.core.patch_namespaced_pod(
+                        member,
+                        self.namespace,
+                        {"metadata": {"labels": {manifests.LABEL_ROLE: role}}},
+                    )
+            except ObjectNotFound:
+                continue
+            log.info("pod role labelled", member=member, role=role)
