@@ -220,6 +220,7 @@ def print_table(status: dict[str, Any] | None) -> None:
         "healthy",
         "raft index",
         "lag",
+        "client URL",
     ):
         table.add_column(column, justify="right" if column in ("raft index", "lag") else "left")
     members = status.get("members", [])
@@ -236,6 +237,7 @@ def print_table(status: dict[str, Any] | None) -> None:
             Text("yes", style="green") if m.get("healthy") else Text("no", style="red"),
             "" if index is None else str(index),
             lag,
+            m.get("clientUrl") or "-",
         )
     console.print(table)
     step = status.get("currentStep")
@@ -247,6 +249,11 @@ def print_table(status: dict[str, Any] | None) -> None:
         console.print(_labelled("error:", "red", str(status["error"])), highlight=False)
 
 
+def _status_with_urls(directory: FederationDir) -> dict[str, Any] | None:
+    status = directory.read_status()
+    return local_ops.with_client_urls(status, local_ops.client_urls(directory)) if status else None
+
+
 @local.command("status")
 def status(
     name: str,
@@ -254,7 +261,7 @@ def status(
     output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
     state_dir: StateDir = None,
 ) -> None:
-    """Members, roles, leader, versions, health, raft index and lag."""
+    """Members, roles, leader, versions, health, raft index, lag and client URLs."""
     if output not in ("table", "json"):
         raise _fail(f"--output '{output}' is not known; use table or json", 2)
     root = _root(state_dir)
@@ -263,10 +270,10 @@ def status(
     except local_ops.NotFound as error:
         raise _fail(str(error)) from None
     if output == "json":
-        console.print_json(json.dumps(directory.read_status() or {}))
+        console.print_json(json.dumps(_status_with_urls(directory) or {}))
         return
     if not watch:
-        print_table(directory.read_status())
+        print_table(_status_with_urls(directory))
         if not local_ops.controller_running(root, name):
             console.print(
                 _labelled(
@@ -281,10 +288,31 @@ def status(
     try:
         while True:
             console.clear()
-            print_table(directory.read_status())
+            print_table(_status_with_urls(directory))
             time.sleep(1.0)
     except KeyboardInterrupt:
         pass
+
+
+@local.command("endpoints")
+def endpoints(name: str, state_dir: StateDir = None) -> None:
+    """The voters' client URLs, comma-separated: ready for ETCDCTL_ENDPOINTS or any etcd
+    client (learners are left out: they refuse most client RPCs)."""
+    try:
+        urls = local_ops.voter_endpoints(_root(state_dir), name)
+    except (local_ops.NotFound, local_ops.NoVoters) as error:
+        raise _fail(str(error)) from None
+    sys.stdout.write(",".join(urls) + "\n")
+
+
+@local.command("env")
+def env(name: str, state_dir: StateDir = None) -> None:
+    """Shell exports that point etcdctl at the store: eval "$(xlinefed local env NAME)"."""
+    try:
+        urls = local_ops.voter_endpoints(_root(state_dir), name)
+    except (local_ops.NotFound, local_ops.NoVoters) as error:
+        raise _fail(str(error)) from None
+    sys.stdout.write(local_ops.shell_exports(local_ops.client_environment(urls)))
 
 
 @local.command("down")
