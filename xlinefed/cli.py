@@ -44,7 +44,7 @@ StateDir = Annotated[
     typer.Option(
         "--state-dir",
         envvar="XLINEFED_STATE_DIR",
-        help="Where local federations live [default: ~/.local/state/xlinefed].",
+        help="Where local federations live (default: ~/.local/state/xlinefed).",
     ),
 ]
 Timeout = Annotated[float, typer.Option(help="Seconds to wait for the spec to be reached.")]
@@ -379,10 +379,10 @@ def controller(name: str, state_dir: StateDir = None) -> None:
 def member_operator(
     cluster_id: Annotated[str, typer.Option(help="This member cluster's id, as in the spec.")],
     namespace: Annotated[
-        str | None, typer.Option(help="Watch one namespace only [default: all].")
+        str | None, typer.Option(help="Watch one namespace only (default: all).")
     ] = None,
     kubeconfig: Annotated[
-        Path | None, typer.Option(envvar="KUBECONFIG", help="[default: in-cluster config]")
+        Path | None, typer.Option(envvar="KUBECONFIG", help="Default: the in-cluster config.")
     ] = None,
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT.")
@@ -402,11 +402,11 @@ def member_operator(
 @app.command("federation-operator")
 def federation_operator(
     namespace: Annotated[
-        str | None, typer.Option(help="Watch one namespace only [default: all].")
+        str | None, typer.Option(help="Watch one namespace only (default: all).")
     ] = None,
     kubeconfig: Annotated[
         Path | None,
-        typer.Option(envvar="KUBECONFIG", help="The Karmada API server [default: in-cluster]."),
+        typer.Option(envvar="KUBECONFIG", help="The Karmada API server (default: in-cluster)."),
     ] = None,
 ) -> None:
     """Run the federation operator on the Karmada API server."""

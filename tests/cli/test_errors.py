@@ -43,6 +43,14 @@ def test_user_text_prints_as_written(
     assert expected in result.stderr
 
 
+def test_typer_errors_and_our_help_print_as_written(tmp_path: Path) -> None:
+    unknown = xlinefed(tmp_path, "local", "st[bold]")
+    assert unknown.returncode == 2 and "No such command 'st[bold]'" in unknown.stderr
+    # Typer reads help text as markup: a "[default: …]" in it used to vanish.
+    help_text = " ".join(xlinefed(tmp_path, "local", "up", "--help").stdout.split())
+    assert "~/.local/state/xlinefed" in help_text
+
+
 def test_spec_text_prints_as_written(tmp_path: Path) -> None:
     spec = yaml.safe_load(yaml.safe_dump(SPEC))
     spec["spec"]["[bold]"] = 1
