@@ -120,7 +120,9 @@ def _run_change(root: Path, name: str, action: Any, timeout: float) -> None:
         raise _fail(str(error)) from None
     status = _wait(root, name, generation, timeout)
     console.print(_labelled("✓", "green", f"{name} reached generation {generation}"))
-    print_table(status)
+    print_table(
+        local_ops.with_client_urls(status, local_ops.client_urls(FederationDir(root, name)))
+    )
 
 
 def _read_spec_file(file: Path) -> str:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e_local.conftest import LocalFederation
 
@@ -43,7 +44,9 @@ def etcdctl(env: dict[str, str], *args: str) -> str:
 def test_endpoints_and_env_reach_the_voters(
     local_federation: LocalFederation, tmp_path: Path
 ) -> None:
-    local_federation.up(SPEC, tmp_path)
+    spec = tmp_path / "e2e.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    reached = local_federation.cli("local", "up", "-f", str(spec)).stdout
     status = local_federation.status()
     voters = {m["name"] for m in status["members"] if m.get("role") == "voter"}
     assert voters == local_federation.desired_names()
@@ -80,4 +83,4 @@ def test_endpoints_and_env_reach_the_voters(
     shown = json.loads(local_federation.cli("local", "status", "e2e", "-o", "json").stdout)
     assert {m["clientUrl"] for m in shown["members"]} == expected
     table = local_federation.cli("local", "status", "e2e").stdout
-    assert all(url in table for url in expected)
+    assert all(url in table and url in reached for url in expected)
