@@ -120,9 +120,9 @@ def _neutralise(model: type[BaseModel], data: Any, loc: tuple[str | int, ...]) -
 
 
 def _rules_across_fields(model: type[R], data: Any, error: ValidationError) -> list[Problem]:
-    """The cross-field problems of a document whose fields failed (pydantic runs the model
-    validator only on valid fields): the failing values are neutralised and the document
-    validated again. Where a failing value is one the rules read and has no default (a
+    """The cross-field problems of a document whose fields failed (pydantic runs a model
+    validator only once every field is valid): the failing values are neutralised and the
+    document validated again. Where a failing value is one the rules read and has no default (a
     cluster's id, the federation's name), they are not run: they would judge a guess."""
     repaired = copy.deepcopy(data)
     for item in error.errors():
