@@ -1,6 +1,8 @@
 """`xlinefed …`: the command line. Parsing and printing only; the work is elsewhere.
 
-typer (on click) for commands and help, rich for tables and progress.
+typer (on click) for commands and help, rich for tables and progress. Both consoles have
+markup and emoji codes off: what they print is user and engine text (names, spec values,
+error messages), which must come out exactly as written; styling is added with `Text`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from xlinefed.api.engines import Engine
 from xlinefed.api.loading import load_federation_yaml
@@ -33,15 +36,15 @@ local = typer.Typer(help="Run a whole federation as local processes.", no_args_i
 app.add_typer(local, name="local")
 
 # Pipes and CI logs get wide lines instead of rich's 80-column default.
-console = Console(width=None if sys.stdout.isatty() else 160)
-errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+console = Console(width=None if sys.stdout.isatty() else 160, markup=False, emoji=False)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160, markup=False, emoji=False)
 
 StateDir = Annotated[
     Path | None,
     typer.Option(
         "--state-dir",
         envvar="XLINEFED_STATE_DIR",
-        help="Where local federations live [default: ~/.local/state/xlinefed].",
+        help="Where local federations live (default: ~/.local/state/xlinefed).",
     ),
 ]
 Timeout = Annotated[float, typer.Option(help="Seconds to wait for the spec to be reached.")]
@@ -51,30 +54,35 @@ def _root(state_dir: Path | None) -> Path:
     return state_dir or default_root()
 
 
+def _labelled(label: str, style: str, message: str) -> Text:
+    return Text.assemble((label, style), " ", message)
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: one message stays one line, however long its paths.
+    errors.print(_labelled("error:", "bold red", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
 def _spec_fail(error: SpecError) -> typer.Exit:
-    errors.print("[bold red]error:[/] the spec is not valid:", highlight=False)
+    errors.print(_labelled("error:", "bold red", "the spec is not valid:"), highlight=False)
     for problem in error.problems:
-        errors.print(
-            f"  • [bold]{problem.field}[/]: {problem.message}; {problem.fix}", highlight=False
-        )
+        line = Text.assemble("  • ", (problem.field, "bold"), f": {problem.message}; {problem.fix}")
+        errors.print(line, highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
-def _progress_line(status: dict[str, Any] | None, elapsed: float) -> str:
+def _progress_line(status: dict[str, Any] | None, elapsed: float) -> Text:
     if not status:
-        return f"[{elapsed:5.1f}s] starting the controller…"
+        return Text(f"[{elapsed:5.1f}s] starting the controller…")
     step = status.get("currentStep") or {}
-    what = step.get("reason") or "reached"
+    what = Text(step.get("reason") or "reached")
     if status.get("error"):
-        what = f"[red]{status['error']}[/]"
-    return (
+        what = Text(str(status["error"]), style="red")
+    return Text.assemble(
         f"[{elapsed:5.1f}s] {status.get('phase', '?'):<13} ready {status.get('ready', '?'):<5} "
-        f"leader {status.get('leader') or '-':<22} {what}"
+        f"leader {status.get('leader') or '-':<22} ",
+        what,
     )
 
 
@@ -92,7 +100,7 @@ def _wait(root: Path, name: str, generation: int, timeout: float) -> dict[str, A
                 live.update(line, refresh=True)
             else:
                 # Non-interactive output (CI, pipes): print a line only when it changes.
-                core = line.split("] ", 1)[-1]
+                core = line.plain.split("] ", 1)[-1]
                 if core != last:
                     console.print(line, highlight=False)
                     last = core
@@ -111,8 +119,37 @@ def _run_change(root: Path, name: str, action: Any, timeout: float) -> None:
     except (local_ops.NotFound, EngineNotFound) as error:
         raise _fail(str(error)) from None
     status = _wait(root, name, generation, timeout)
-    console.print(f"[green]✓[/] {name} reached generation {generation}")
-    print_table(status)
+    console.print(_labelled("✓", "green", f"{name} reached generation {generation}"))
+    print_table(
+        local_ops.with_client_urls(status, local_ops.client_urls(FederationDir(root, name)))
+    )
+
+
+def _read_spec_file(file: Path) -> str:
+    """The text of a spec file; anything that is not a readable UTF-8 text file ends the
+    command with one line that names the file."""
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise _fail(f"{file} does not exist; pass an XlineFederation YAML with -f") from None
+    except IsADirectoryError:
+        raise _fail(
+            f"{file} is a directory; pass an XlineFederation YAML file with -f", 2
+        ) from None
+    except OSError as error:
+        raise _fail(f"{file} cannot be read ({error.strerror}); check the path", 2) from None
+    # NUL never occurs in YAML text, and valid UTF-8 binaries would otherwise reach the
+    # YAML parser and come back as a multi-line complaint about a control character.
+    if b"\0" in raw:
+        raise _fail(f"{file} is not a text file; pass an XlineFederation YAML with -f", 2)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _fail(
+            f"{file} is not UTF-8 text (byte {error.start} is 0x{raw[error.start]:02x}); "
+            "save it as UTF-8 YAML",
+            2,
+        ) from None
 
 
 @local.command("up")
@@ -123,9 +160,7 @@ def up(
 ) -> None:
     """Create (or update) a local federation from FILE; returns once it is Available."""
     try:
-        federation = load_federation_yaml(file.read_text())
-    except FileNotFoundError:
-        raise _fail(f"{file} does not exist; pass an XlineFederation YAML with -f") from None
+        federation = load_federation_yaml(_read_spec_file(file))
     except SpecError as error:
         raise _spec_fail(error) from None
     root = _root(state_dir)
@@ -187,6 +222,7 @@ def print_table(status: dict[str, Any] | None) -> None:
         "healthy",
         "raft index",
         "lag",
+        "client URL",
     ):
         table.add_column(column, justify="right" if column in ("raft index", "lag") else "left")
     members = status.get("members", [])
@@ -200,18 +236,24 @@ def print_table(status: dict[str, Any] | None) -> None:
             m.get("role") or "-",
             "★" if m.get("leader") else "",
             m.get("version") or "-",
-            "[green]yes[/]" if m.get("healthy") else "[red]no[/]",
+            Text("yes", style="green") if m.get("healthy") else Text("no", style="red"),
             "" if index is None else str(index),
             lag,
+            m.get("clientUrl") or "-",
         )
     console.print(table)
     step = status.get("currentStep")
     if step:
         console.print(f"step: {step.get('kind')} — {step.get('reason')}", highlight=False)
     for warning in status.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(_labelled("warning:", "yellow", str(warning)), highlight=False)
     if status.get("error"):
-        console.print(f"[red]error:[/] {status['error']}", highlight=False)
+        console.print(_labelled("error:", "red", str(status["error"])), highlight=False)
+
+
+def _status_with_urls(directory: FederationDir) -> dict[str, Any] | None:
+    status = directory.read_status()
+    return local_ops.with_client_urls(status, local_ops.client_urls(directory)) if status else None
 
 
 @local.command("status")
@@ -221,7 +263,7 @@ def status(
     output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
     state_dir: StateDir = None,
 ) -> None:
-    """Members, roles, leader, versions, health, raft index and lag."""
+    """Members, roles, leader, versions, health, raft index, lag and client URLs."""
     if output not in ("table", "json"):
         raise _fail(f"--output '{output}' is not known; use table or json", 2)
     root = _root(state_dir)
@@ -230,24 +272,49 @@ def status(
     except local_ops.NotFound as error:
         raise _fail(str(error)) from None
     if output == "json":
-        console.print_json(json.dumps(directory.read_status() or {}))
+        console.print_json(json.dumps(_status_with_urls(directory) or {}))
         return
     if not watch:
-        print_table(directory.read_status())
+        print_table(_status_with_urls(directory))
         if not local_ops.controller_running(root, name):
             console.print(
-                "[yellow]note:[/] the controller is not running; any `xlinefed "
-                "local` change command (or `up -f`) restarts it",
+                _labelled(
+                    "note:",
+                    "yellow",
+                    "the controller is not running; any `xlinefed local` change command "
+                    "(or `up -f`) restarts it",
+                ),
                 highlight=False,
             )
         return
     try:
         while True:
             console.clear()
-            print_table(directory.read_status())
+            print_table(_status_with_urls(directory))
             time.sleep(1.0)
     except KeyboardInterrupt:
         pass
+
+
+@local.command("endpoints")
+def endpoints(name: str, state_dir: StateDir = None) -> None:
+    """The voters' client URLs, comma-separated: ready for ETCDCTL_ENDPOINTS or any etcd
+    client (learners are left out: they refuse most client RPCs)."""
+    try:
+        urls = local_ops.voter_endpoints(_root(state_dir), name)
+    except (local_ops.NotFound, local_ops.NoVoters) as error:
+        raise _fail(str(error)) from None
+    sys.stdout.write(",".join(urls) + "\n")
+
+
+@local.command("env")
+def env(name: str, state_dir: StateDir = None) -> None:
+    """Shell exports that point etcdctl at the store: eval "$(xlinefed local env NAME)"."""
+    try:
+        urls = local_ops.voter_endpoints(_root(state_dir), name)
+    except (local_ops.NotFound, local_ops.NoVoters) as error:
+        raise _fail(str(error)) from None
+    sys.stdout.write(local_ops.shell_exports(local_ops.client_environment(urls)))
 
 
 @local.command("down")
@@ -314,10 +381,10 @@ def controller(name: str, state_dir: StateDir = None) -> None:
 def member_operator(
     cluster_id: Annotated[str, typer.Option(help="This member cluster's id, as in the spec.")],
     namespace: Annotated[
-        str | None, typer.Option(help="Watch one namespace only [default: all].")
+        str | None, typer.Option(help="Watch one namespace only (default: all).")
     ] = None,
     kubeconfig: Annotated[
-        Path | None, typer.Option(envvar="KUBECONFIG", help="[default: in-cluster config]")
+        Path | None, typer.Option(envvar="KUBECONFIG", help="Default: the in-cluster config.")
     ] = None,
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT.")
@@ -337,11 +404,11 @@ def member_operator(
 @app.command("federation-operator")
 def federation_operator(
     namespace: Annotated[
-        str | None, typer.Option(help="Watch one namespace only [default: all].")
+        str | None, typer.Option(help="Watch one namespace only (default: all).")
     ] = None,
     kubeconfig: Annotated[
         Path | None,
-        typer.Option(envvar="KUBECONFIG", help="The Karmada API server [default: in-cluster]."),
+        typer.Option(envvar="KUBECONFIG", help="The Karmada API server (default: in-cluster)."),
     ] = None,
 ) -> None:
     """Run the federation operator on the Karmada API server."""

@@ -487,6 +487,61 @@ def test_problems_are_all_reported_at_once() -> None:
     }
 
 
+def test_field_and_cross_field_problems_are_reported_together() -> None:
+    """Pydantic skips the rules across fields when a field fails; they still run on the
+    rest, so a user fixing a typo does not then meet the next problem."""
+    document = federation(
+        clusters=[{"id": "member1", "replicas": 1}, {"id": "member1", "replicas": 1}],
+        engineArgs={"name": "x", "snapshot-count": 5},
+        storage={"size": "lots"},
+        updateStrategy={"partitions": {"member1": -1, "nowhere": 0}},
+    )
+    document["spec"]["verison"] = document["spec"].pop("version")
+    problems = _problems(Case("many", document, "", ""))
+    assert {p.field for p in problems} == {
+        # per field
+        "spec.verison",
+        "spec.version",
+        "spec.engineArgs.snapshot-count",
+        "spec.storage.size",
+        "spec.updateStrategy.partitions.member1",
+        # across fields
+        "spec.clusters[1].id",
+        "spec.engineArgs.name",
+        "spec.updateStrategy.partitions.nowhere",
+    }
+
+
+def test_cross_field_problems_of_an_xline_cluster_come_with_its_field_problems() -> None:
+    problems = _problems(
+        Case("c", _cluster_obj(clusterId="nowhere", bogus=1), "", "", kind="XlineCluster")
+    )
+    assert {p.field for p in problems} == {"spec.bogus", "spec.clusterId"}
+
+
+def test_rules_across_fields_do_not_judge_a_guess() -> None:
+    """A bad cluster id has no default: the partition naming it is not called unknown."""
+    document = federation(
+        clusters=[{"id": "Member1", "replicas": 1}],
+        updateStrategy={"partitions": {"Member1": 0}},
+    )
+    assert [p.field for p in _problems(Case("guess", document, "", ""))] == ["spec.clusters[0].id"]
+
+
+def test_a_file_of_several_documents_is_refused_with_our_message() -> None:
+    text = yaml.safe_dump_all([federation(), federation()])
+    problems = _problems(Case("two", text, "", ""))
+    assert len(problems) == 1
+    assert "holds 2 YAML documents" in problems[0].message
+    assert "one XlineFederation per file" in problems[0].message
+    assert "a file of its own" in problems[0].fix
+
+
+def test_empty_documents_around_the_spec_are_no_second_spec() -> None:
+    text = "---\n" + yaml.safe_dump(federation()) + "---\n"
+    assert load_federation_yaml(text).name == "demo"
+
+
 # --- warnings ------------------------------------------------------------------------
 
 

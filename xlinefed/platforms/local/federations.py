@@ -3,9 +3,10 @@ start the controller, and wait for it to report convergence."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from xlinefed.platforms.local.controller import (
     ensure_controller,
     stop_controller,
 )
-from xlinefed.platforms.local.platform import find_binary
+from xlinefed.platforms.local.platform import find_binary, loopback_url
 from xlinefed.platforms.local.state import FederationDir
 
 
@@ -198,3 +199,56 @@ def down(root: Path, name: str, purge: bool) -> list[str]:
 
 def controller_running(root: Path, name: str) -> bool:
     return controller_alive(federation_dir(root, name))
+
+
+# --- where clients connect
+
+
+def client_urls(directory: FederationDir) -> dict[str, str]:
+    """Each member's client URL, from the ports the controller allocated. Read only: a
+    member without ports yet has no URL (only the controller allocates)."""
+    return {member: loopback_url(p.client) for member, p in directory.read_facts().ports.items()}
+
+
+def with_client_urls(status: dict[str, Any], urls: Mapping[str, str]) -> dict[str, Any]:
+    """`status` with each member's `clientUrl` beside what the controller reported."""
+    members = [
+        {**m, "clientUrl": urls[m["name"]]} if m.get("name") in urls else dict(m)
+        for m in status.get("members", [])
+    ]
+    return {**status, "members": members}
+
+
+def voter_client_urls(members: Sequence[Mapping[str, Any]], urls: Mapping[str, str]) -> list[str]:
+    """The client URLs of the voters, in status order. Learners are left out: they refuse
+    most client RPCs ("rpc not supported for learner"), and a client that picks one fails
+    while a scale-out is under way. Members not in the member list serve nothing."""
+    return [urls[m["name"]] for m in members if m.get("role") == "voter" and m.get("name") in urls]
+
+
+class NoVoters(LookupError):
+    pass
+
+
+def voter_endpoints(root: Path, name: str) -> list[str]:
+    directory = federation_dir(root, name)
+    urls = voter_client_urls(
+        (directory.read_status() or {}).get("members", []), client_urls(directory)
+    )
+    if not urls:
+        raise NoVoters(
+            f"no voter of '{name}' is known yet: the controller has not reported one; wait "
+            f"for `xlinefed local up` to return, or see `xlinefed local status {name}`"
+        )
+    return urls
+
+
+def client_environment(endpoints: Sequence[str]) -> list[tuple[str, str]]:
+    """The variables that point etcdctl (and clients reading the same names) at the
+    store, in the order they are printed. TLS, once the local mode has it, adds
+    ETCDCTL_CACERT, ETCDCTL_CERT and ETCDCTL_KEY here."""
+    return [("ETCDCTL_API", "3"), ("ETCDCTL_ENDPOINTS", ",".join(endpoints))]
+
+
+def shell_exports(variables: Sequence[tuple[str, str]]) -> str:
+    return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in variables)

@@ -38,6 +38,11 @@ log = get_logger(__name__)
 HOST = "127.0.0.1"
 
 
+def loopback_url(port: int) -> str:
+    """The URL of a member's listener on `port`: the one members advertise and clients use."""
+    return f"http://{HOST}:{port}"
+
+
 class EngineNotFound(RuntimeError):
     pass
 
@@ -148,10 +153,10 @@ class LocalPlatform:
         return ports
 
     def client_url(self, member: str) -> str:
-        return f"http://{HOST}:{self._ports(member).client}"
+        return loopback_url(self._ports(member).client)
 
     def peer_url(self, member: str) -> str:
-        return f"http://{HOST}:{self._ports(member).peer}"
+        return loopback_url(self._ports(member).peer)
 
     async def known_members(self) -> Sequence[str]:
         return self.dir.members_on_disk()
