@@ -63,6 +63,13 @@ REVISIONS_PREFIX = "/xlinefed/revisions/"
 JOINED_PREFIX = "/xlinefed/joined/"
 
 
+#: A member that gave no answer is asked once more with this many times the deadline
+#: before its silence is reported.
+LATE_RETRY_FACTOR = 2.0
+#: (federation, member) -> wall-clock time it first gave no answer; see `_silence`.
+_SILENT_SINCE: dict[tuple[str, str], float] = {}
+
+
 def _answer(status: EndpointStatus) -> StatusAnswer:
     return StatusAnswer(
         member_id=status.member_id,
@@ -135,6 +142,7 @@ class Executor:
         published: dict[str, dict[str, str]] = {}
         joined: dict[str, float] = {}
         statuses: dict[str, EndpointStatus] = {}
+        unanswered: dict[str, float] = {}
         lock_holder: str | None = None
         if probe:
             # Observation must be quick: one short attempt per member, then "not known".
@@ -143,7 +151,7 @@ class Executor:
             )
             timeout = self.request_timeout / 3
             async with ConsensusClient(self._endpoints(probe), settings=settings) as client:
-                await self._statuses(client, probe, statuses, timeout)
+                unanswered = await self._statuses(client, probe, statuses, timeout)
                 other_lists = await self._other_lists(client, list(statuses), timeout)
                 await self._probe_unlisted(client, other_lists, names, peer_urls, statuses, timeout)
                 # The leader serves the list destructive steps act on; any member's list
@@ -197,6 +205,8 @@ class Executor:
             formed=confirmed or await self.platform.formed(),
             formation=formation,
             peer_urls=peer_urls,
+            unanswered=unanswered,
+            unanswered_since=self._silence(unanswered, probe),
         )
         observed = build_observed(raw)
         for name in names:
@@ -217,14 +227,38 @@ class Executor:
         names: Sequence[str],
         statuses: dict[str, EndpointStatus],
         timeout: float,
-    ) -> None:
-        results = await asyncio.gather(
-            *(client.status(self.platform.client_url(n), timeout=timeout) for n in names),
-            return_exceptions=True,
-        )
-        for name, result in zip(names, results, strict=True):
-            if isinstance(result, EndpointStatus) and not result.errors:
-                statuses[name] = result
+    ) -> dict[str, float]:
+        """Ask each member for its status; returns those that gave no answer in time
+        (not a refusal) even when asked again with a longer deadline, and how long
+        they were waited for."""
+        late: list[str] = []
+        for attempt, deadline in enumerate((timeout, timeout * LATE_RETRY_FACTOR)):
+            asked = list(names) if attempt == 0 else late
+            results = await asyncio.gather(
+                *(client.status(self.platform.client_url(n), timeout=deadline) for n in asked),
+                return_exceptions=True,
+            )
+            late = []
+            for name, result in zip(asked, results, strict=True):
+                if isinstance(result, EndpointStatus) and not result.errors:
+                    statuses[name] = result
+                elif isinstance(result, errors.NoAnswer):
+                    late.append(name)
+            if not late:
+                break
+        return {name: deadline for name in late}
+
+    def _silence(self, unanswered: dict[str, float], asked: Sequence[str]) -> dict[str, float]:
+        """When each silent member first stopped answering (this process's memory: a
+        restarted operator starts the grace afresh, erring on the side of waiting)."""
+        now = self.wall_clock()
+        for name in asked:
+            key = (self.federation, name)
+            if name in unanswered:
+                _SILENT_SINCE.setdefault(key, now)
+            else:
+                _SILENT_SINCE.pop(key, None)
+        return {n: _SILENT_SINCE[(self.federation, n)] for n in unanswered}
 
     async def _other_lists(
         self, client: ConsensusClient, names: Sequence[str], timeout: float

@@ -36,14 +36,23 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def activity_of(desired: Desired, outcome: Outcome) -> str | None:
+def _available(status: ConsensusStatus | None) -> bool:
+    return bool(
+        status
+        and any(c.type is ConditionType.AVAILABLE and c.status == "True" for c in status.conditions)
+    )
+
+
+def activity_of(desired: Desired, outcome: Outcome, *, held: bool = False) -> str | None:
     """What is in progress, as a Progressing reason (`conditions.ACTIVITIES`), `PAUSED`,
-    or None when nothing is (the spec is reached, or the planner only waits)."""
+    or None when nothing is (the spec is reached, or the planner only waits). `held`:
+    silent members' last reports stand in for them, so their silence is no activity."""
     observed = outcome.snapshot.observed
+    silent = observed.inconclusive if held else {}
     if desired.paused:
         return conditions.PAUSED
     if not observed.member_list_known:
-        return None if observed.formed else conditions.BOOTSTRAPPING
+        return None if observed.formed or silent else conditions.BOOTSTRAPPING
     step = outcome.step
     if isinstance(step, Done):
         return None
@@ -59,7 +68,7 @@ def activity_of(desired: Desired, outcome: Outcome) -> str | None:
         return conditions.SCALING
     if any(m.in_list and m.revision != desired.revision for m in observed.members):
         return conditions.UPDATING
-    if any(m.in_list and not m.healthy for m in observed.members):
+    if any(m.in_list and not m.healthy and m.name not in silent for m in observed.members):
         return conditions.HEALING
     return None if isinstance(step, Wait) else conditions.HEALING
 
@@ -136,6 +145,17 @@ def build_status(
         for m in observed.members
         if m.in_list or m.running or m.name in {d.name for d in desired.members}
     ]
+    # Members that only answered late are unknown, not down: their last report stands
+    # (all of it, when the member list itself could not be read in time).
+    silent = observed.inconclusive
+    last = previous if silent and previous is not None and previous.members else None
+    held = last is not None
+    if last is not None and not observed.member_list_known:
+        members = list(last.members)
+    elif last is not None:
+        before = {m.name: m for m in last.members}
+        members = [before.get(m.name, m) if m.name in silent else m for m in members]
+    leader = observed.leader or (last.leader if last is not None else None)
     ready = sum(1 for m in members if m.healthy and m.role is not None)
     step = outcome.step
     step_status = None
@@ -146,6 +166,13 @@ def build_status(
         code = step.code.value if isinstance(step, Wait) else None
         step_status = StepStatus(kind=step.kind, member=step.member, reason=reason, code=code)
     serving = observed.member_list_known and observed.leader is not None
+    late = ""
+    if silent:
+        late = (
+            f"; no answer within {max(silent.values()):.1f}s from {', '.join(sorted(silent))}, "
+            "so their last report stands"
+        )
+        serving = serving or _available(last)
     degraded = [m.name for m in members if not m.healthy]
     now = now_rfc3339()
     status_conditions = [
@@ -154,13 +181,13 @@ def build_status(
             ConditionType.AVAILABLE,
             serving,
             conditions.QUORUM_SERVING if serving else conditions.NO_QUORUM,
-            f"leader {observed.leader}" if serving else "no leader answers",
+            (f"leader {leader}" if serving else "no leader answers") + late,
             now,
             generation,
         ),
         progressing(
             previous,
-            activity_of(desired, outcome),
+            activity_of(desired, outcome, held=held),
             step_status.reason if step_status else None,
             now,
             generation,
@@ -186,7 +213,7 @@ def build_status(
         observed_generation=generation,
         conditions=status_conditions,
         members=members,
-        leader=observed.leader,
+        leader=leader,
         current_step=step_status,
         lock_holder=snapshot.lock_holder,
         warnings=warnings_for(clusters),

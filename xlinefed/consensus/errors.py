@@ -46,6 +46,11 @@ class Unavailable(TransientError):
     """No endpoint answered the request."""
 
 
+class NoAnswer(Unavailable):
+    """The endpoint gave no answer before the deadline: it may be down, or only slow (a
+    loaded machine, a congested link). Unlike a refused connection, not a fact."""
+
+
 class ClusterUnhealthy(TransientError):
     """etcd refuses membership changes until every voter has been connected for ~5 s."""
 
@@ -190,7 +195,19 @@ def translate(error: grpc.RpcError, *, endpoint: str, what: str) -> ConsensusErr
             return kind(
                 f"{what} at {endpoint}: {detail}: {advice}", detail=detail, endpoint=endpoint
             )
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    # A peer that accepts the connection and then says nothing (stopped, starved) shows
+    # as a deadline, or as UNAVAILABLE "connection attempt timed out before receiving
+    # SETTINGS frame"; a refused connection is a fact, silence is not.
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED or (
+        code == grpc.StatusCode.UNAVAILABLE and "timed out" in lowered
+    ):
+        return NoAnswer(
+            f"{what}: endpoint {endpoint} gave no answer before the deadline ({detail}); "
+            "it may be down or only slow",
+            detail=detail,
+            endpoint=endpoint,
+        )
+    if code == grpc.StatusCode.UNAVAILABLE:
         return Unavailable(
             f"{what}: endpoint {endpoint} did not answer ({code.name}: {detail}); "
             "check that the member is running and reachable",

@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from xlinefed.api.engines import EngineProfile
 from xlinefed.api.models import BootstrapMode, ClusterOrder
 
+#: Seconds a member may go unanswered (timeouts, not refusals) before that counts as a
+#: fact: a loaded machine or a congested link answers late; a hung process never does.
+NO_ANSWER_GRACE = 30.0
+
 
 @dataclass(frozen=True, order=True)
 class DesiredMember:
@@ -85,6 +89,9 @@ class ObservedMember:
     #: Some member other than the leader lists it (a stale or not yet applied view): it
     #: must not be wiped or re-added while any view still has it.
     listed_elsewhere: bool = False
+    #: The only view besides the leader's that has it is its own: a member the leader
+    #: removed still lists itself until its process notices and exits.
+    listed_only_by_itself: bool = False
     #: The platform has a process or pod for it (running or not).
     present: bool = False
     running: bool = False
@@ -149,6 +156,9 @@ class Observed:
     lock_holder: str | None = None
     #: Who may bootstrap. None: derived from the spec (single-executor tests only).
     formation: Formation | None = None
+    #: Members that gave no answer in time, for less than NO_ANSWER_GRACE, with the
+    #: seconds waited: unknown, not down. Nothing is done to them on that evidence.
+    inconclusive: Mapping[str, float] = field(default_factory=dict)
 
     def member(self, name: str) -> ObservedMember | None:
         for member in self.members:

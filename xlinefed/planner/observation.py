@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from xlinefed.planner.model import Formation, Observed, ObservedMember
+from xlinefed.planner.model import NO_ANSWER_GRACE, Formation, Observed, ObservedMember
 from xlinefed.planner.quorum import majority
 from xlinefed.topology import parse_member_name
 
@@ -97,6 +97,10 @@ class RawObservation:
     formation: Formation | None = None
     #: Peer URL of each known member, to name list entries that carry no name yet.
     peer_urls: Mapping[str, str] = field(default_factory=dict)
+    #: Members whose status request timed out (no answer, not a refusal): the seconds
+    #: waited, and the wall-clock time they first stopped answering.
+    unanswered: Mapping[str, float] = field(default_factory=dict)
+    unanswered_since: Mapping[str, float] = field(default_factory=dict)
 
 
 def candidate_leader(statuses: Mapping[str, StatusAnswer]) -> str | None:
@@ -153,6 +157,13 @@ def build_observed(raw: RawObservation) -> Observed:
         if source != raw.list_source
         for e in entries
     }
+    by_others = {
+        name
+        for source, entries in raw.other_lists.items()
+        if source != raw.list_source
+        for e in entries
+        if (name := name_of(e, by_peer)) != source
+    }
     ids_to_names = {e.id: name for name, e in listed.items()}
     for entries in raw.other_lists.values():
         for e in entries:
@@ -185,6 +196,7 @@ def build_observed(raw: RawObservation) -> Observed:
                 is_learner=bool(entry and entry.is_learner),
                 ever_started=bool(entry and entry.client_urls),
                 listed_elsewhere=name in elsewhere,
+                listed_only_by_itself=name in elsewhere and name not in by_others,
                 present=runtime.present,
                 running=runtime.running,
                 has_data=runtime.has_data,
@@ -205,4 +217,11 @@ def build_observed(raw: RawObservation) -> Observed:
         term=term,
         lock_holder=raw.lock_holder,
         formation=raw.formation,
+        # A timeout is not a fact until it has lasted: a slow machine answers late, a
+        # hung member never does.
+        inconclusive={
+            name: waited
+            for name, waited in raw.unanswered.items()
+            if raw.now - raw.unanswered_since.get(name, raw.now) < NO_ANSWER_GRACE
+        },
     )

@@ -144,8 +144,40 @@ def plan(desired: Desired, observed: Observed) -> Step:
     for rule in rules:
         step = rule(view)
         if step is not None:
-            return _respect_lock(view, step)
+            return _respect_lock(view, _not_on_a_guess(view, step))
     return Done()
+
+
+#: Waits a silence can cause: while members are only late, the silence is the reason.
+_SILENCE_WAITS = frozenset(
+    {
+        WaitCode.NO_LEADER,
+        WaitCode.NO_QUORUM,
+        WaitCode.FEDERATION_UNREACHABLE,
+        WaitCode.QUORUM_AT_RISK,
+        WaitCode.NOT_READY,
+        WaitCode.SETTLING,
+        WaitCode.LEARNER_STARTING,
+    }
+)
+
+
+def _not_on_a_guess(view: _View, step: Step) -> Step:
+    """A member that gave no answer in time is unknown, not down (see NO_ANSWER_GRACE):
+    no step acts on it, and a wait that its silence explains says so instead of
+    claiming there is no leader or no quorum."""
+    silent = view.observed.inconclusive
+    if not silent:
+        return step
+    acts_on_it = not isinstance(step, Wait | Done) and step.member in silent
+    if acts_on_it or (isinstance(step, Wait) and step.code in _SILENCE_WAITS):
+        return Wait(
+            f"no answer within {max(silent.values()):.1f}s from {', '.join(sorted(silent))} "
+            "(a slow machine or link, or a member going down); asking again before acting",
+            retry_after=1.0,
+            code=WaitCode.NO_ANSWER,
+        )
+    return step
 
 
 def _in_spec_order(desired: Desired, observed: Observed) -> Observed:
@@ -518,7 +550,13 @@ def _departed_elsewhere(view: _View) -> Step | None:
 
 def _delete_removed(view: _View) -> Step | None:
     for member in _local(view, view.observed.members):
-        if member.in_list or member.listed_elsewhere or member.name in view.desired_names:
+        if member.in_list or member.name in view.desired_names:
+            continue
+        if member.listed_elsewhere:
+            if member.present and member.listed_only_by_itself:
+                # Removed, and only its own stale view still has it: stop it rather than
+                # report the spec reached beside it; its data waits until no view has it.
+                return DeleteMember(member.name, delete_data=False)
             continue
         delete_data = view.desired.delete_data_on_scale_in
         if member.present or (delete_data and member.has_data):

@@ -59,6 +59,7 @@ class WaitCode(StrEnum):
     NOT_READY = "NotReady"
     NO_SUCCESSOR = "NoSuccessor"
     SETTLING = "Settling"
+    NO_ANSWER = "NoAnswer"
 
 
 @dataclass(frozen=True)
