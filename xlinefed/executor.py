@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from xlinefed.consensus import errors
@@ -206,7 +206,7 @@ class Executor:
             formation=formation,
             peer_urls=peer_urls,
             unanswered=unanswered,
-            unanswered_since=self._silence(unanswered, probe),
+            unanswered_since=self._silence(unanswered, statuses),
         )
         observed = build_observed(raw)
         for name in names:
@@ -248,17 +248,14 @@ class Executor:
                 break
         return {name: deadline for name in late}
 
-    def _silence(self, unanswered: dict[str, float], asked: Sequence[str]) -> dict[str, float]:
+    def _silence(self, unanswered: dict[str, float], answered: Iterable[str]) -> dict[str, float]:
         """When each silent member first stopped answering (this process's memory: a
-        restarted operator starts the grace afresh, erring on the side of waiting)."""
+        restarted operator starts the grace afresh, erring on the side of waiting). Only
+        an answer ends a silence: a cut link alternates timeouts with other errors."""
         now = self.wall_clock()
-        for name in asked:
-            key = (self.federation, name)
-            if name in unanswered:
-                _SILENT_SINCE.setdefault(key, now)
-            else:
-                _SILENT_SINCE.pop(key, None)
-        return {n: _SILENT_SINCE[(self.federation, n)] for n in unanswered}
+        for name in answered:
+            _SILENT_SINCE.pop((self.federation, name), None)
+        return {n: _SILENT_SINCE.setdefault((self.federation, n), now) for n in unanswered}
 
     async def _other_lists(
         self, client: ConsensusClient, names: Sequence[str], timeout: float
