@@ -392,13 +392,18 @@ def member_operator(
 ) -> None:
     """Run the member operator: reconcile this cluster's XlineCluster objects."""
     from xlinefed.operators.run import run_operator
+    from xlinefed.operators.settings import MemberOperatorSettings
 
-    os.environ["XLINEFED_CLUSTER_ID"] = cluster_id
-    if kubeconfig:
-        os.environ["KUBECONFIG"] = str(kubeconfig)
-    if metrics_port:
-        os.environ["XLINEFED_METRICS_PORT"] = str(metrics_port)
-    run_operator("xlinefed.operators.member", namespace)
+    try:
+        settings = MemberOperatorSettings.build(
+            cluster_id=cluster_id,
+            kubeconfig=kubeconfig,
+            namespace=namespace,
+            metrics_port=metrics_port,
+        )
+    except ValueError as error:
+        raise _fail(str(error), 2) from None
+    run_operator("xlinefed.operators.member", settings)
 
 
 @app.command("federation-operator")
@@ -413,10 +418,13 @@ def federation_operator(
 ) -> None:
     """Run the federation operator on the Karmada API server."""
     from xlinefed.operators.run import run_operator
+    from xlinefed.operators.settings import FederationOperatorSettings
 
-    if kubeconfig:
-        os.environ["KUBECONFIG"] = str(kubeconfig)
-    run_operator("xlinefed.operators.federation", namespace)
+    try:
+        settings = FederationOperatorSettings.build(kubeconfig=kubeconfig, namespace=namespace)
+    except ValueError as error:
+        raise _fail(str(error), 2) from None
+    run_operator("xlinefed.operators.federation", settings)
 
 
 @app.command("member-guard")

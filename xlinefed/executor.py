@@ -104,6 +104,16 @@ class Outcome:
     seconds: float = 0.0
     lock_wait: float = 0.0
 
+    def requeue_after(self, idle: float, *, after_step: float) -> float:
+        """Seconds until the next pass, one rule for every loop: soon after a step (to
+        observe its effect), when the planner asked for a wait (never longer than
+        `idle`), else `idle`."""
+        if self.applied:
+            return after_step
+        if isinstance(self.step, Wait):
+            return min(self.step.retry_after, idle)
+        return idle
+
 
 @dataclass
 class Executor:

@@ -8,12 +8,10 @@ decisions are in `xlinefed.federation` (pure).
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from kubernetes_asyncio import client, config
 
 from xlinefed.api import conditions
 from xlinefed.api.loading import parse
@@ -22,6 +20,8 @@ from xlinefed.api.validation import SpecError
 from xlinefed.federation import LABEL_FEDERATION, ClusterView, plan_federation
 from xlinefed.logs import get_logger
 from xlinefed.operators import wakeups
+from xlinefed.operators.run import api_client
+from xlinefed.operators.settings import FederationOperatorSettings
 from xlinefed.platforms.karmada.objects import KarmadaObjects
 from xlinefed.platforms.kubernetes import objects
 from xlinefed.platforms.kubernetes.objects import KubernetesError
@@ -31,37 +31,29 @@ log = get_logger(__name__)
 PLURAL = "xlinefederations"
 CLUSTERS = "xlineclusters"
 FINALIZER = "xlinefed.io/federation"
-#: Seconds between passes while nothing changes.
-#: Seconds between passes when no watch event wakes one earlier (a safety net: spec
-#: changes and every member's status change wake the federation at once).
-IDLE_INTERVAL = float(os.environ.get("XLINEFED_FEDERATION_RESYNC", "30"))
-#: Longest one reconcile pass may take (a step with its retries included), seconds.
-PASS_TIMEOUT = 120.0
-
-_api: dict[str, client.ApiClient] = {}
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _settings(memo: kopf.Memo) -> FederationOperatorSettings:
+    settings: FederationOperatorSettings = memo.settings
+    return settings
+
+
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.peering.standalone = True
     settings.persistence.finalizer = FINALIZER
     settings.posting.level = 20
-    configuration = client.Configuration()
-    if kubeconfig := os.environ.get("KUBECONFIG"):
-        await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    else:
-        config.load_incluster_config(client_configuration=configuration)
-    _api["api"] = client.ApiClient(configuration)
-    await KarmadaObjects(_api["api"]).ensure_interpreter()
+    memo.api = await api_client(_settings(memo))
+    await KarmadaObjects(memo.api).ensure_interpreter()
 
 
 @kopf.on.cleanup()
-async def cleanup(**_: Any) -> None:
-    if (api := _api.pop("api", None)) is not None:
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if (api := memo.get("api")) is not None:
         await api.close()
 
 
@@ -76,8 +68,9 @@ def _views(items: dict[str, Any]) -> dict[str, ClusterView]:
     return views
 
 
-async def reconcile(body: dict[str, Any]) -> float:
+async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    api = memo.api
     previous = ConsensusStatus.model_validate(body.get("status") or {})
     try:
         federation = parse(XlineFederation, body)
@@ -88,9 +81,9 @@ async def reconcile(body: dict[str, Any]) -> float:
             refused = conditions.invalid_spec(
                 previous, problems, _now(), body["metadata"].get("generation")
             )
-            await _patch_status(namespace, name, objects.status_patch(refused))
+            await objects.patch_status(api, PLURAL, namespace, name, objects.status_patch(refused))
         return 10.0
-    karmada = KarmadaObjects(_api["api"])
+    karmada = KarmadaObjects(api)
     generation = federation.metadata.generation
     try:
         placed = await karmada.placed(federation)
@@ -128,22 +121,30 @@ async def reconcile(body: dict[str, Any]) -> float:
     log.info("federation pass", federation=name, namespace=namespace, written=written)
     document = objects.status_patch(plan.status)
     if plan.status != previous:
-        await _patch_status(namespace, name, document)
-    return IDLE_INTERVAL
+        await objects.patch_status(api, PLURAL, namespace, name, document)
+    return _settings(memo).idle_interval
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
 async def reconcile_loop(
-    stopped: kopf.DaemonStopped, namespace: str, name: str, logger: Any, **_: Any
+    stopped: kopf.DaemonStopped, namespace: str, name: str, logger: Any, memo: kopf.Memo, **_: Any
 ) -> None:
+    settings = _settings(memo)
+
+    async def pass_over(body: dict[str, Any]) -> float:
+        return await reconcile(body, memo)
+
+    async def read(ns: str, n: str) -> dict[str, Any] | None:
+        return await objects.read(memo.api, PLURAL, ns, n)
+
     await wakeups.reconcile_forever(
         namespace,
         name,
         stopped=stopped,
-        read=_read,
-        reconcile=reconcile,
-        idle=IDLE_INTERVAL,
-        pass_timeout=PASS_TIMEOUT,
+        read=read,
+        reconcile=pass_over,
+        idle=settings.idle_interval,
+        pass_timeout=settings.pass_timeout,
         logger=logger,
     )
 
@@ -162,32 +163,23 @@ async def member_changed(namespace: str, body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-async def teardown(body: kopf.Body, **_: Any) -> None:
+async def teardown(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Deleting a federation deletes its XlineClusters and policies; each member operator
     then stops its pods (its own finalizer) and keeps or deletes volumes by policy."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    karmada = KarmadaObjects(_api["api"])
+    karmada = KarmadaObjects(memo.api)
     selector = f"{LABEL_FEDERATION}={name}"
-    stored = await objects.list_labelled(
-        _api["api"], API_VERSION, "XlineCluster", namespace, selector
-    )
+    stored = await objects.list_labelled(memo.api, API_VERSION, "XlineCluster", namespace, selector)
     for object_name in stored:
         await karmada.remove(namespace, object_name)
     kopf.info(dict(body), reason="Deleted", message="removed every XlineCluster")
 
 
 async def _patch_failed(
-    body: dict[str, Any], status: ConsensusStatus, previous: ConsensusStatus
+    api: Any, body: dict[str, Any], status: ConsensusStatus, previous: ConsensusStatus
 ) -> None:
     if status != previous:
-        await _patch_status(
-            body["metadata"]["namespace"], body["metadata"]["name"], objects.status_patch(status)
+        meta = body["metadata"]
+        await objects.patch_status(
+            api, PLURAL, meta["namespace"], meta["name"], objects.status_patch(status)
         )
-
-
-async def _read(namespace: str, name: str) -> dict[str, Any] | None:
-    return await objects.read(_api["api"], PLURAL, namespace, name)
-
-
-async def _patch_status(namespace: str, name: str, status: dict[str, Any]) -> None:
-    await objects.patch_status(_api["api"], PLURAL, namespace, name, status)

@@ -8,11 +8,9 @@ the executor and the Kubernetes platform; this module only wires them to kopf.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import kopf
-from kubernetes_asyncio import client, config
 
 from xlinefed.api import conditions
 from xlinefed.api.loading import load_cluster
@@ -28,6 +26,8 @@ from xlinefed.api.validation import SpecError
 from xlinefed.executor import Executor, Outcome
 from xlinefed.logs import get_logger
 from xlinefed.operators import metrics, wakeups
+from xlinefed.operators.run import api_client
+from xlinefed.operators.settings import MemberOperatorSettings
 from xlinefed.planner import Wait
 from xlinefed.planner.desired import desired_from
 from xlinefed.platforms.kubernetes import manifests, objects
@@ -37,43 +37,32 @@ from xlinefed.reporting import build_status, now_rfc3339
 log = get_logger(__name__)
 
 PLURAL = "xlineclusters"
-#: Seconds between passes while nothing changes.
-IDLE_INTERVAL = float(os.environ.get("XLINEFED_RECONCILE_INTERVAL", "2"))
-#: Longest one reconcile pass may take (a step with its retries included), seconds.
-PASS_TIMEOUT = 120.0
-
-_api: dict[str, client.ApiClient] = {}
 
 
-def cluster_id() -> str:
-    return os.environ["XLINEFED_CLUSTER_ID"]
+def _settings(memo: kopf.Memo) -> MemberOperatorSettings:
+    settings: MemberOperatorSettings = memo.settings
+    return settings
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.peering.standalone = True
     settings.persistence.finalizer = manifests.FINALIZER
     settings.posting.level = 20  # INFO and above become Kubernetes Events
     settings.watching.server_timeout = 60
-    configuration = client.Configuration()
-    kubeconfig = os.environ.get("KUBECONFIG")
-    if kubeconfig:
-        await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    else:
-        config.load_incluster_config(client_configuration=configuration)
-    _api["api"] = client.ApiClient(configuration)
-    if port := os.environ.get("XLINEFED_METRICS_PORT"):
-        metrics.serve(int(port))
+    memo.api = await api_client(_settings(memo))
+    if (port := _settings(memo).metrics_port) is not None:
+        metrics.serve(port)
 
 
 @kopf.on.cleanup()
-async def cleanup(**_: Any) -> None:
-    if (api := _api.pop("api", None)) is not None:
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if (api := memo.get("api")) is not None:
         await api.close()
 
 
-def _mine(body: kopf.Body, **_: Any) -> bool:
-    return body.get("spec", {}).get("clusterId") == cluster_id()
+def _mine(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
+    return bool(body.get("spec", {}).get("clusterId") == _settings(memo).cluster_id)
 
 
 def _record_metrics(name: str, outcome: Outcome, status: ConsensusStatus) -> None:
@@ -113,8 +102,10 @@ def _post_event(body: dict[str, Any], outcome: Outcome, previous: ConsensusStatu
         kopf.info(body, reason=step.code.value, message=step.reason)
 
 
-async def reconcile(body: dict[str, Any]) -> float:
+async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
     """One pass over a freshly read object; returns how long to wait before the next."""
+    settings, api = _settings(memo), memo.api
+    cluster_id = settings.cluster_id
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     previous = ConsensusStatus.model_validate(body.get("status") or {})
     try:
@@ -126,11 +117,11 @@ async def reconcile(body: dict[str, Any]) -> float:
             refused = conditions.invalid_spec(
                 previous, problems, now_rfc3339(), body["metadata"].get("generation")
             )
-            await _patch_status(namespace, name, objects.status_patch(refused))
+            await objects.patch_status(api, PLURAL, namespace, name, objects.status_patch(refused))
         return 10.0
-    platform = KubernetesPlatform(_api["api"], resource)
-    executor = Executor(platform, resource.spec.federation, holder_id=f"member-{cluster_id()}")
-    desired = desired_from(resource, scope=frozenset({cluster_id()}))
+    platform = KubernetesPlatform(api, resource)
+    executor = Executor(platform, resource.spec.federation, holder_id=f"member-{cluster_id}")
+    desired = desired_from(resource, scope=frozenset({cluster_id}))
     try:
         await platform.ensure_service()
         outcome = await executor.reconcile_once(desired)
@@ -143,7 +134,7 @@ async def reconcile(body: dict[str, Any]) -> float:
             resource.metadata.generation,
         )
         if failed != previous:
-            await _patch_status(namespace, name, objects.status_patch(failed))
+            await objects.patch_status(api, PLURAL, namespace, name, objects.status_patch(failed))
         raise
     status = build_status(
         desired,
@@ -157,31 +148,34 @@ async def reconcile(body: dict[str, Any]) -> float:
     status = status.model_copy(
         update={"endpoints": [*status.endpoints, manifests.client_endpoint(resource)]}
     )
-    await platform.label_roles(manifests.role_labels(status.members, cluster_id()))
+    await platform.label_roles(manifests.role_labels(status.members, cluster_id))
     _record_metrics(f"{namespace}/{name}", outcome, status)
     _post_event(body, outcome, previous)
-    document = objects.status_patch(status)
     if status != previous:
-        await _patch_status(namespace, name, document)
-    if outcome.applied:
-        return 0.2
-    if isinstance(outcome.step, Wait):
-        return min(outcome.step.retry_after, IDLE_INTERVAL)
-    return IDLE_INTERVAL
+        await objects.patch_status(api, PLURAL, namespace, name, objects.status_patch(status))
+    return outcome.requeue_after(settings.idle_interval, after_step=settings.after_step)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, when=_mine, cancellation_timeout=10.0)
 async def reconcile_loop(
-    stopped: kopf.DaemonStopped, namespace: str, name: str, logger: Any, **_: Any
+    stopped: kopf.DaemonStopped, namespace: str, name: str, logger: Any, memo: kopf.Memo, **_: Any
 ) -> None:
+    settings = _settings(memo)
+
+    async def pass_over(body: dict[str, Any]) -> float:
+        return await reconcile(body, memo)
+
+    async def read(ns: str, n: str) -> dict[str, Any] | None:
+        return await objects.read(memo.api, PLURAL, ns, n)
+
     await wakeups.reconcile_forever(
         namespace,
         name,
         stopped=stopped,
-        read=_read,
-        reconcile=reconcile,
-        idle=IDLE_INTERVAL,
-        pass_timeout=PASS_TIMEOUT,
+        read=read,
+        reconcile=pass_over,
+        idle=settings.idle_interval,
+        pass_timeout=settings.pass_timeout,
         logger=logger,
     )
 
@@ -192,10 +186,10 @@ async def spec_changed(namespace: str, name: str, body: kopf.Body, **_: Any) -> 
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, when=_mine)
-async def teardown(body: kopf.Body, **_: Any) -> None:
+async def teardown(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Pods go in reverse order; PVCs follow `storage.onScaleIn`."""
     resource = load_cluster(dict(body))
-    platform = KubernetesPlatform(_api["api"], resource)
+    platform = KubernetesPlatform(memo.api, resource)
     members = list(await platform.known_members())
     for member in reversed(members):
         await platform.stop(member)
@@ -203,11 +197,3 @@ async def teardown(body: kopf.Body, **_: Any) -> None:
         for member in members:
             await platform.wipe_data(member)
     kopf.info(dict(body), reason="Deleted", message=f"stopped {len(members)} member(s)")
-
-
-async def _read(namespace: str, name: str) -> dict[str, Any] | None:
-    return await objects.read(_api["api"], PLURAL, namespace, name)
-
-
-async def _patch_status(namespace: str, name: str, status: dict[str, Any]) -> None:
-    await objects.patch_status(_api["api"], PLURAL, namespace, name, status)

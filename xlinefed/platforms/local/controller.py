@@ -22,7 +22,7 @@ from xlinefed.api.models import ConsensusStatus, XlineFederation
 from xlinefed.api.validation import SpecError
 from xlinefed.executor import Executor, Outcome
 from xlinefed.logs import configure, get_logger
-from xlinefed.planner import Done, Wait
+from xlinefed.planner import Done
 from xlinefed.planner.desired import desired_from
 from xlinefed.platforms.local import processes
 from xlinefed.platforms.local.platform import EngineNotFound, LocalPlatform
@@ -137,12 +137,7 @@ async def run(root: Path, name: str) -> int:
             directory.write_status(
                 _status_document(directory, federation, platform, outcome, outcome.error, started)
             )
-            if outcome.applied:
-                delay = 0.0
-            elif isinstance(outcome.step, Wait):
-                delay = min(outcome.step.retry_after, IDLE_INTERVAL) / 2
-            elif outcome.error:
-                delay = IDLE_INTERVAL
+            delay = outcome.requeue_after(IDLE_INTERVAL, after_step=0.0)
         except (SpecError, EngineNotFound) as error:
             log.error("cannot reconcile", federation=name, error=str(error))
             previous = directory.read_status() or {}

@@ -1,0 +1,52 @@
+"""The operators' settings: one frozen object from the CLI's options and the environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xlinefed.operators.settings import FederationOperatorSettings, MemberOperatorSettings
+
+
+def test_member_settings_come_from_options_and_the_environment() -> None:
+    settings = MemberOperatorSettings.build(
+        cluster_id="member1",
+        kubeconfig=Path("/k"),
+        metrics_port=9000,
+        environ={"XLINEFED_RECONCILE_INTERVAL": "0.5"},
+    )
+    assert settings.cluster_id == "member1" and settings.metrics_port == 9000
+    assert settings.idle_interval == 0.5 and settings.kubeconfig == Path("/k")
+    assert MemberOperatorSettings.build(cluster_id="m", environ={}).idle_interval == 2.0
+
+
+def test_federation_settings_default_to_a_slow_safety_net() -> None:
+    assert FederationOperatorSettings.build(environ={}).idle_interval == 30.0
+    assert (
+        FederationOperatorSettings.build(environ={"XLINEFED_FEDERATION_RESYNC": "2"}).idle_interval
+        == 2.0
+    )
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1"])
+def test_a_bad_interval_names_the_variable(value: str) -> None:
+    with pytest.raises(ValueError, match="XLINEFED_RECONCILE_INTERVAL"):
+        MemberOperatorSettings.build(cluster_id="m", environ={"XLINEFED_RECONCILE_INTERVAL": value})
+
+
+def test_the_cli_refuses_a_bad_interval_in_one_line() -> None:
+    env = {**os.environ, "XLINEFED_FEDERATION_RESYNC": "soon"}
+    result = subprocess.run(
+        [sys.executable, "-m", "xlinefed.cli", "federation-operator", "--kubeconfig", "/none"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "XLINEFED_FEDERATION_RESYNC='soon'" in result.stderr
+    assert "Traceback" not in result.stderr
