@@ -5,11 +5,14 @@
 #   hack/image/build.sh            build when missing or stale, print the image name
 #   hack/image/build.sh --force    rebuild even when the image's key matches
 #
-# The image is xlinefed/operator:<version> (what `xlinefed render` and the charts deploy),
-# labelled with its key: a hash of the Dockerfile, .dockerignore, the lock, pyproject.toml,
-# README.md, every file under xlinefed/, this script and the base's name (which carries the
-# base's own key). An image whose label matches is reused (well under a second).
-# `hack/image/podman.sh` runs podman on the same store.
+# The image is tagged xlinefed/operator:<version> (what `xlinefed render` and the charts
+# deploy) and xlinefed/operator:<version>-<key>, the name printed: <key> is a hash of the
+# Dockerfile, .dockerignore, the lock, pyproject.toml, README.md, every file under
+# xlinefed/, this script and the base's name (which carries the base's own key). An image
+# of that key is reused (well under a second). Work trees and clones of one machine share
+# the store: each uses its own key's name, so one's build cannot swap the image under
+# another's test; the three newest keys are kept. `hack/image/podman.sh` runs podman on
+# the same store.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -20,7 +23,7 @@ force=0
 [[ "${1:-}" == "--force" ]] && force=1
 
 version="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' xlinefed/__init__.py)"
-name="localhost/xlinefed/operator:$version"
+repo=localhost/xlinefed/operator
 base="$("$here/base.sh")"
 
 key="$({
@@ -35,9 +38,9 @@ podman_cmd
 exec 9> "$image_cache/build.lock"
 flock 9
 
-have="$("${PODMAN[@]}" image inspect --format '{{index .Labels "io.xlinefed.build-key"}}' "$name" \
-  2> /dev/null || true)"
-if [[ $force == 0 && "$have" == "$key" ]]; then
+name="$repo:$version-$key"
+if [[ $force == 0 ]] && "${PODMAN[@]}" image exists "$name"; then
+  "${PODMAN[@]}" tag "$name" "$repo:$version"
   echo "$name"
   exit 0
 fi
@@ -56,12 +59,15 @@ host_bundle=/etc/ssl/certs/ca-certificates.crt
 nice -n 10 "${PODMAN[@]}" build --isolation chroot --network host --pull=never \
   "${cacert[@]}" --build-arg "BASE=$base" --label "io.xlinefed.build-key=$key" \
   --label "org.opencontainers.image.version=$version" \
-  -f deploy/Dockerfile -t "$name" . > "$log" 2>&1 || {
+  -f deploy/Dockerfile -t "$name" -t "$repo:$version" . > "$log" 2>&1 || {
   tail -30 "$log" >&2
   say "build failed; the whole log is $log"
   exit 1
 }
-# The image it replaced is untagged now; drop it and its layers.
+# Older keys' images beyond the newest three, then whatever that left untagged (an image a
+# running container uses stays).
+"${PODMAN[@]}" images --sort created --format '{{.Repository}}:{{.Tag}}' --filter "reference=$repo" \
+  | grep -E ":$version-[0-9a-f]{16}$" | tail -n +4 | xargs -r -n1 "${PODMAN[@]}" rmi > /dev/null 2>&1 || true
 "${PODMAN[@]}" image prune -f > /dev/null 2>&1 || true
 say "image done in $(($(date +%s) - start))s"
 echo "$name"

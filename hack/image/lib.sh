@@ -31,15 +31,20 @@ ensure_tools() {
 
 # A container store of our own under the cache, not /var/lib/containers: CI can keep
 # (or drop) it as one directory, and nothing else on the machine sees our images.
-# The run root is per boot, so it goes to /run (tmpfs) where we may write there.
+# The run root and podman's tmpdir are per boot, so they go to /run (tmpfs) where we may
+# write there, one per store (podman keeps both in the store's database and refuses another,
+# and two stores must not share one).
 storage_flags() {
   local driver="${XLINEFED_IMAGE_DRIVER:-}"
   if [[ -z "$driver" ]]; then
     if grep -qw overlay /proc/filesystems && [[ $(id -u) == 0 ]]; then driver=overlay; else driver=vfs; fi
   fi
-  local runroot="/run/xlinefed-image"
-  [[ -w /run ]] || runroot="${XDG_RUNTIME_DIR:-/tmp}/xlinefed-image-$(id -u)"
-  STORAGE=(--root "$image_cache/storage" --runroot "$runroot" --storage-driver "$driver")
+  local runroot store
+  store="$(echo "$image_cache" | sha256sum | cut -c1-12)"
+  runroot="/run/xlinefed-image/$store"
+  [[ -w /run ]] || runroot="${XDG_RUNTIME_DIR:-/tmp}/xlinefed-image-$(id -u)/$store"
+  STORAGE=(--root "$image_cache/storage" --runroot "$runroot" --tmpdir "$runroot/libpod"
+    --storage-driver "$driver")
 }
 
 # The OCI runtime: crun, except on a host with cgroup v1 and v2 hierarchies mounted side by
