@@ -133,6 +133,10 @@ def _ok(done: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.slow
 def test_image_runs_the_cli_and_both_operators(image: str) -> None:
+    # A real OCI runtime runs it (crun, or runc where crun refuses the host's cgroups).
+    info = [PODMAN, "info", "--format", "{{.Host.OCIRuntime.Name}}"]
+    runtime = subprocess.run(info, capture_output=True, text=True, timeout=60, check=True)
+    assert runtime.stdout.strip() in {"crun", "runc"}
     # This tree's build (named by its key), also tagged as the manifests name it.
     assert image.startswith(f"localhost/xlinefed/operator:{__version__}-")
     assert _ok(_inspect(f"localhost/xlinefed/operator:{__version__}", "{{.Id}}"))
