@@ -84,6 +84,9 @@ if [[ $force == 1 || ! -s "$tarball" ]]; then
   : > "$rootfs/etc/hostname"
   : > "$rootfs/etc/resolv.conf"
   say "packing the root filesystem"
+  # The image's / is this directory: mktemp made it 0700, which a non-root user cannot
+  # traverse where the store keeps the mode (vfs).
+  chmod 0755 "$rootfs"
   tar -C "$rootfs" --numeric-owner -czf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"
   cleanup
