@@ -11,6 +11,7 @@ echo "==> import contracts"; lint-imports
 echo "==> generated files"; hack/gen_crds.sh --check
 echo "==> helm (cached)"; hack/install_helm.sh >/dev/null
 echo "==> test stack build (cached)"; hack/stack/build.sh
+echo "==> operator image (cached)"; hack/image/build.sh
 echo "==> pytest"
 rm -f .state/xline-skipped
 status=0

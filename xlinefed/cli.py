@@ -20,6 +20,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from xlinefed import __version__
 from xlinefed.api.engines import Engine
 from xlinefed.api.loading import load_federation_yaml
 from xlinefed.api.validation import SpecError
@@ -38,6 +39,26 @@ app.add_typer(local, name="local")
 # Pipes and CI logs get wide lines instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 160, markup=False, emoji=False)
 errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160, markup=False, emoji=False)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"xlinefed {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    # Only the eager --version lives here; typer needs a callback to carry an app option.
+    pass
+
 
 StateDir = Annotated[
     Path | None,

@@ -199,20 +199,3 @@ def test_interpreter_and_crd_propagation() -> None:
     ]
     assert policy["spec"]["preserveResourcesOnDeletion"] is True
     assert policy["spec"]["conflictResolution"] == "Overwrite"
-
-
-def test_dockerfile_builds_the_operator_image() -> None:
-    text = (DEPLOY / "Dockerfile").read_text()
-    lines = [line.strip() for line in text.splitlines()]
-    assert "FROM python:3.11-slim" in lines
-    assert 'ENTRYPOINT ["xlinefed"]' in lines
-    assert any(line.startswith("RUN pip install '.[operators]'") for line in lines)
-    # Everything it copies exists (the build context is the repository root), and the
-    # user is the numeric one the pods' securityContext runs as.
-    for line in lines:
-        if line.startswith("COPY "):
-            for source in line.split()[1:-1]:
-                assert (ROOT / source).exists(), source
-    assert "USER 65532:65532" in lines
-    pod = _one(render.member_manifests("m"), "Deployment")["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsUser"] == 65532
