@@ -24,7 +24,7 @@ from xlinefed import __version__
 from xlinefed.api.engines import Engine
 from xlinefed.api.loading import load_federation_yaml
 from xlinefed.api.validation import SpecError
-from xlinefed.platforms.local import federations as local_ops
+from xlinefed.platforms.local import commands as local_ops
 from xlinefed.platforms.local.platform import EngineNotFound
 from xlinefed.platforms.local.state import FederationDir, default_root, list_federations
 

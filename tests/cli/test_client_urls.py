@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from tests.cli._run import xlinefed
-from xlinefed.platforms.local.federations import (
+from xlinefed.platforms.local.commands import (
     client_environment,
     shell_exports,
     voter_client_urls,

@@ -1,4 +1,4 @@
-"""The federation tier's pure decisions (`xlinefed.federation`): placement, the bootstrap
+"""The federation tier's pure decisions (`xlinefed.placement`): placement, the bootstrap
 authority it carries into every XlineCluster, departures and their grace period."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from tests.api._examples import federation
 from xlinefed.api.loading import parse
 from xlinefed.api.models import ConsensusStatus, MemberRole, MemberStatus, XlineFederation
-from xlinefed.federation import ClusterView, plan_federation
+from xlinefed.placement import ClusterView, plan_federation
 from xlinefed.planner.desired import desired_from, formation_of
 
 T0 = "2026-12-01T10:00:00Z"

@@ -3,7 +3,7 @@ one `XlineCluster` and one `PropagationPolicy` per member cluster, drains cluste
 leave, and aggregates the members' status into the federation's.
 
 Like the member operator: one kopf daemon per object, level-triggered, thin. The
-decisions are in `xlinefed.federation` (pure).
+decisions are in `xlinefed.placement` (pure).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from xlinefed.api import conditions
 from xlinefed.api.loading import parse
 from xlinefed.api.models import API_VERSION, GROUP, VERSION, ConsensusStatus, XlineFederation
 from xlinefed.api.validation import SpecError
-from xlinefed.federation import LABEL_FEDERATION, ClusterView, plan_federation
 from xlinefed.logs import get_logger
 from xlinefed.operators import wakeups
 from xlinefed.operators.run import api_client
 from xlinefed.operators.settings import FederationOperatorSettings
+from xlinefed.placement import LABEL_FEDERATION, ClusterView, plan_federation
 from xlinefed.platforms.karmada.objects import KarmadaObjects
 from xlinefed.platforms.kubernetes import objects
 from xlinefed.platforms.kubernetes.objects import KubernetesError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from xlinefed.api.models import API_VERSION, XlineCluster
-from xlinefed.federation import LABEL_CLUSTER, LABEL_FEDERATION
+from xlinefed.placement import LABEL_CLUSTER, LABEL_FEDERATION
 
 POLICY_API = "policy.karmada.io/v1alpha1"
 

@@ -11,8 +11,8 @@ from kubernetes_asyncio import client
 
 from xlinefed import render
 from xlinefed.api.models import API_VERSION, XlineCluster, XlineFederation
-from xlinefed.federation import LABEL_FEDERATION
 from xlinefed.logs import get_logger
+from xlinefed.placement import LABEL_FEDERATION
 from xlinefed.platforms.karmada import manifests
 from xlinefed.platforms.kubernetes import objects
 
