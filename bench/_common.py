@@ -48,6 +48,9 @@ from xlinefed.platforms.local.state import FederationDir
 T = TypeVar("T")
 
 ETCD_VERSION = "3.4.23"
+#: Seconds a probe's put may take and still count as acknowledged (`--put-timeout`).
+PUT_TIMEOUT = 1.0
+
 #: The version each engine's benchmark federation runs.
 VERSIONS = {Engine.ETCD: ETCD_VERSION, Engine.XLINE: XLINE_VERSION}
 
@@ -126,6 +129,19 @@ def add_engine_argument(parser: Any) -> None:
         help="etcd (Debian's, default) or xline (the binary local mode finds: "
         "$XLINEFED_XLINE_BIN, $XLINEFED_BIN_DIR/xline-<version>, or xline on PATH)",
     )
+    parser.add_argument(
+        "--put-timeout",
+        type=float,
+        default=PUT_TIMEOUT,
+        help="seconds a writer's put may take and count as acknowledged (default 1). After "
+        "a membership change Xline v0.7.0 answers many puts only after its internal "
+        "client's 1.5 s retry, so with 1 s the writer can stall there (docs/bench.md)",
+    )
+
+
+def set_put_timeout(seconds: float) -> None:
+    global PUT_TIMEOUT
+    PUT_TIMEOUT = seconds
 
 
 def engine_or_exit(name: str) -> Engine:
@@ -313,13 +329,13 @@ class Probe:
         endpoints: Sequence[str],
         *,
         prefix: str = "/bench/writer/",
-        put_timeout: float = 1.0,
+        put_timeout: float | None = None,
         interval: float = 0.02,
         poll: float = 0.05,
     ) -> None:
         self.endpoints = list(endpoints)
         self.prefix = prefix
-        self.put_timeout = put_timeout
+        self.put_timeout = PUT_TIMEOUT if put_timeout is None else put_timeout
         self.interval = interval
         self.poll = poll
         self.acknowledged: dict[str, str] = {}

@@ -51,6 +51,7 @@ from bench._common import (
     print_header,
     print_table,
     ratio,
+    set_put_timeout,
 )
 from tests.support.wait import wait_until_async
 from xlinefed.api.engines import Engine
@@ -270,6 +271,8 @@ def main() -> None:
     args = parser.parse_args()
     print_header()
     engine = engine_or_exit(args.engine)
+    set_put_timeout(args.put_timeout)
+    print(f"writer: a put counts as acknowledged within {args.put_timeout:g}s")
     asyncio.run(main_async(args.rounds, args.baseline_stop, engine))
 
 

@@ -46,12 +46,13 @@ from bench._common import (
     print_header,
     print_table,
     ratio,
+    set_put_timeout,
 )
 from tests.support.wait import wait_until_async
 from xlinefed.api.engines import Engine
 from xlinefed.api.models import XlineFederation
 from xlinefed.consensus.client import ConsensusClient
-from xlinefed.planner.desired import template_revision
+from xlinefed.planner.desired import desired_from, template_revision
 from xlinefed.planner.steps import StartMode
 
 NAME = "so"
@@ -75,7 +76,8 @@ async def by_hand(fed: LocalFederation, new: XlineFederation) -> str:
     fed.set_spec(new)
     member = next(m for m in fed.members() if fed.platform.client_url(m) not in endpoints)
     endpoint = fed.platform.client_url(member)
-    lag = new.spec.update_strategy.max_promote_lag
+    # The planner's own bound: the spec's, else the engine's default (500 for Xline).
+    lag = desired_from(new).max_promote_lag
     async with ConsensusClient(endpoints, timeout=3.0) as client:
         added, members = await client.member_add([fed.platform.peer_url(member)], learner=True)
         cluster = [(m.name or member, m.peer_urls[0]) for m in members]
@@ -177,6 +179,8 @@ def main() -> None:
     args = parser.parse_args()
     print_header()
     engine = engine_or_exit(args.engine)
+    set_put_timeout(args.put_timeout)
+    print(f"writer: a put counts as acknowledged within {args.put_timeout:g}s")
     asyncio.run(main_async(args.rounds, engine))
 
 
