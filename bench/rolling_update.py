@@ -86,23 +86,23 @@ class Row:
 
 async def stop_member(fed: LocalFederation, member: str, how: str) -> float:
     """`term`: LocalPlatform.stop (SIGTERM, what a kubelet sends); `kill`: SIGKILL (a crash,
-    or a pod killed after its grace period), then wait until the process is gone and its
-    ports can be bound again. Returns the seconds spent waiting for the ports."""
+    or a pod killed after its grace period), then wait until the process is gone; either
+    way wait until its ports can be bound again. Returns the seconds spent on the ports."""
     if how == "term":
         await fed.platform.stop(member)
-        return 0.0
-    process = fed.dir.read_process(member)
-    if process is None:
-        return 0.0
-    processes.kill(process.record)
+    else:
+        process = fed.dir.read_process(member)
+        if process is None:
+            return 0.0
+        processes.kill(process.record)
 
-    async def gone() -> bool:
-        return not processes.is_alive(process.record)
+        async def gone() -> bool:
+            return not processes.is_alive(process.record)
 
-    await wait_until_async(gone, timeout=10, what=f"{member} to exit")
-    # A killed member's sockets can linger (FIN_WAIT2) and its ports, allocated from the
-    # ephemeral range, can be taken by an outgoing connection meanwhile; LocalPlatform.start
-    # refuses a busy port, so wait (tcp_fin_timeout is 60 s by default).
+        await wait_until_async(gone, timeout=10, what=f"{member} to exit")
+    # A killed member's sockets can linger (FIN_WAIT2), and so did those of an Xline
+    # member stopped with SIGTERM; LocalPlatform.start refuses a busy port, so wait
+    # (tcp_fin_timeout is 60 s by default). etcd's are free at once after SIGTERM.
     ports = fed.dir.read_facts().ports[member]
     waited = asyncio.get_running_loop().time()
 
