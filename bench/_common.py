@@ -31,6 +31,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from tests.support.wait import wait_until_async
+from tests.support.xline import XLINE_VERSION
+from xlinefed.api.engines import Engine
 from xlinefed.api.loading import parse
 from xlinefed.api.models import XlineFederation
 from xlinefed.consensus.client import ClientSettings, ConsensusClient, EndpointStatus
@@ -38,13 +40,19 @@ from xlinefed.executor import Executor
 from xlinefed.logs import configure
 from xlinefed.planner import Done, Wait
 from xlinefed.planner.desired import desired_from
+from xlinefed.planner.steps import WaitCode
 from xlinefed.platforms.local.controller import IDLE_INTERVAL
-from xlinefed.platforms.local.platform import LocalPlatform
+from xlinefed.platforms.local.platform import EngineNotFound, LocalPlatform, find_binary
 from xlinefed.platforms.local.state import FederationDir
 
 T = TypeVar("T")
 
 ETCD_VERSION = "3.4.23"
+#: Seconds a probe's put may take and still count as acknowledged (`--put-timeout`).
+PUT_TIMEOUT = 1.0
+
+#: The version each engine's benchmark federation runs.
+VERSIONS = {Engine.ETCD: ETCD_VERSION, Engine.XLINE: XLINE_VERSION}
 
 #: etcd's strict reconfig check refuses a member add until every member has been connected
 #: for its health interval (5 s); each run starts after the members answered that long.
@@ -113,8 +121,51 @@ async def answers_health(endpoint: str, timeout: float = 0.5) -> bool:
 # --------------------------------------------------------------------------- a federation
 
 
+def add_engine_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=[e.value for e in Engine],
+        default=Engine.ETCD.value,
+        help="etcd (Debian's, default) or xline (the binary local mode finds: "
+        "$XLINEFED_XLINE_BIN, $XLINEFED_BIN_DIR/xline-<version>, or xline on PATH)",
+    )
+    parser.add_argument(
+        "--put-timeout",
+        type=float,
+        default=PUT_TIMEOUT,
+        help="seconds a writer's put may take and count as acknowledged (default 1). After "
+        "a membership change Xline v0.7.0 answers many puts only after its internal "
+        "client's 1.5 s retry, so with 1 s the writer can stall there (docs/bench.md)",
+    )
+
+
+def set_put_timeout(seconds: float) -> None:
+    global PUT_TIMEOUT
+    PUT_TIMEOUT = seconds
+
+
+def engine_or_exit(name: str) -> Engine:
+    """The engine to benchmark, once its binary is known to be there; else a clear error
+    (exit status 1) that says where it is looked for, before anything starts."""
+    engine = Engine(name)
+    try:
+        binary, _ = find_binary(engine, VERSIONS[engine])
+    except EngineNotFound as error:
+        # Its message says where the binary is looked for and where Xline comes from.
+        raise SystemExit(f"error: no {engine.value} binary: {error}") from None
+    print(f"engine: {engine.value} {VERSIONS[engine]} ({binary})")
+    return engine
+
+
+class EngineRefused(Exception):
+    """The planner refuses the benchmarked operation for this engine (`EngineLimit`)."""
+
+
 def federation_spec(
-    name: str, clusters: dict[str, int], engine_args: dict[str, str] | None = None
+    name: str,
+    clusters: dict[str, int],
+    engine_args: dict[str, str] | None = None,
+    engine: Engine = Engine.ETCD,
 ) -> XlineFederation:
     return parse(
         XlineFederation,
@@ -123,8 +174,8 @@ def federation_spec(
             "kind": "XlineFederation",
             "metadata": {"name": name},
             "spec": {
-                "engine": "etcd",
-                "version": ETCD_VERSION,
+                "engine": engine.value,
+                "version": VERSIONS[engine],
                 "clusters": [{"id": c, "replicas": n} for c, n in clusters.items()],
                 "engineArgs": dict(engine_args or {}),
             },
@@ -157,6 +208,9 @@ async def drive(executor: Executor, federation: XlineFederation, timeout: float)
             result.steps.append(outcome.step.kind)
             delay = 0.0
         elif isinstance(outcome.step, Wait):
+            if outcome.step.code is WaitCode.ENGINE_LIMIT:
+                # A refusal that waiting does not lift: report it, do not time out on it.
+                raise EngineRefused(outcome.step.reason)
             last = outcome.step.reason
             delay = min(outcome.step.retry_after, IDLE_INTERVAL) / 2
         else:
@@ -275,13 +329,13 @@ class Probe:
         endpoints: Sequence[str],
         *,
         prefix: str = "/bench/writer/",
-        put_timeout: float = 1.0,
+        put_timeout: float | None = None,
         interval: float = 0.02,
         poll: float = 0.05,
     ) -> None:
         self.endpoints = list(endpoints)
         self.prefix = prefix
-        self.put_timeout = put_timeout
+        self.put_timeout = PUT_TIMEOUT if put_timeout is None else put_timeout
         self.interval = interval
         self.poll = poll
         self.acknowledged: dict[str, str] = {}

@@ -1,7 +1,10 @@
-"""Scale-out of one member (3 -> 4, real etcd): xlinefed vs the raw sequence by hand, in
-one process.
+"""Scale-out of one member (3 -> 4, real etcd or Xline): xlinefed vs the raw sequence by
+hand, in one process.
 
-    .venv/bin/python bench/scale_out.py [--rounds N]
+    .venv/bin/python bench/scale_out.py [--rounds N] [--engine etcd|xline]
+
+`--engine xline` runs the binary local mode finds (`XLINEFED_XLINE_BIN`, …); without one
+it stops at once with an error that says where to get it.
 
 (a) xlinefed: the spec changes (cluster a: 1 -> 2 replicas) and the Executor runs
     in-process, `reconcile_once` until Done (AddLearner under the global membership
@@ -33,19 +36,23 @@ from bench._common import (
     LocalFederation,
     Probe,
     ProbeReport,
+    add_engine_argument,
     answers_health,
     drive,
+    engine_or_exit,
     federation_spec,
     in_thread,
     median,
     print_header,
     print_table,
     ratio,
+    set_put_timeout,
 )
 from tests.support.wait import wait_until_async
+from xlinefed.api.engines import Engine
 from xlinefed.api.models import XlineFederation
 from xlinefed.consensus.client import ConsensusClient
-from xlinefed.planner.desired import template_revision
+from xlinefed.planner.desired import desired_from, template_revision
 from xlinefed.planner.steps import StartMode
 
 NAME = "so"
@@ -69,7 +76,8 @@ async def by_hand(fed: LocalFederation, new: XlineFederation) -> str:
     fed.set_spec(new)
     member = next(m for m in fed.members() if fed.platform.client_url(m) not in endpoints)
     endpoint = fed.platform.client_url(member)
-    lag = new.spec.update_strategy.max_promote_lag
+    # The planner's own bound: the spec's, else the engine's default (500 for Xline).
+    lag = desired_from(new).max_promote_lag
     async with ConsensusClient(endpoints, timeout=3.0) as client:
         added, members = await client.member_add([fed.platform.peer_url(member)], learner=True)
         cluster = [(m.name or member, m.peer_urls[0]) for m in members]
@@ -94,9 +102,9 @@ async def check_members(fed: LocalFederation) -> None:
         raise AssertionError(f"member list after scale-out: {members}")
 
 
-async def run_arm(round_no: int, arm: str, settle: float) -> Row:
-    old = federation_spec(NAME, BEFORE)
-    new = federation_spec(NAME, AFTER)
+async def run_arm(round_no: int, arm: str, settle: float, engine: Engine) -> Row:
+    old = federation_spec(NAME, BEFORE, engine=engine)
+    new = federation_spec(NAME, AFTER, engine=engine)
     async with LocalFederation(old, holder=f"bench-{arm}") as fed:
         await fed.wait_settled(settle)
         with Probe(fed.endpoints()) as probe:
@@ -117,17 +125,17 @@ async def run_arm(round_no: int, arm: str, settle: float) -> Row:
     return Row(round_no, arm, seconds, report, steps)
 
 
-async def main_async(rounds: int) -> None:
+async def main_async(rounds: int, engine: Engine) -> None:
     settle = SETTLE_SECONDS
     print(
-        f"federation: {NAME} engine=etcd; scale-out {BEFORE} -> {AFTER}; rounds={rounds}; "
-        f"settle={settle:.0f}s before each run"
+        f"federation: {NAME} engine={engine.value}; scale-out {BEFORE} -> {AFTER}; "
+        f"rounds={rounds}; settle={settle:.0f}s before each run"
     )
     rows: list[Row] = []
     for round_no in range(1, rounds + 1):
         arms = ("a", "b") if round_no % 2 else ("b", "a")
         for arm in arms:
-            row = await run_arm(round_no, arm, settle)
+            row = await run_arm(round_no, arm, settle, engine)
             rows.append(row)
             print(f"  round {round_no} {arm}: {row.seconds:.2f}s ({row.steps})", flush=True)
     print()
@@ -167,9 +175,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (a, b); default 3")
+    add_engine_argument(parser)
     args = parser.parse_args()
     print_header()
-    asyncio.run(main_async(args.rounds))
+    engine = engine_or_exit(args.engine)
+    set_put_timeout(args.put_timeout)
+    print(f"writer: a put counts as acknowledged within {args.put_timeout:g}s")
+    asyncio.run(main_async(args.rounds, engine))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ class LaunchSpec:
     #: A loopback port of the member's own for its metrics (local mode), for engines
     #: whose default listener would collide or bind beyond loopback.
     metrics_port: int | None = None
+    #: The port the member serves its metrics on (in a pod), for engines that move it with
+    #: a flag (`EngineProfile.metrics_port_flag`).
+    metrics_listen_port: int | None = None
 
 
 def command(spec: LaunchSpec) -> list[str]:
@@ -72,5 +75,7 @@ def command(spec: LaunchSpec) -> list[str]:
             argv.append(engine.initial_leader_flag)
         if spec.metrics_port is not None:
             argv.extend(a.format(port=spec.metrics_port) for a in engine.loopback_metrics_args)
+        elif spec.metrics_listen_port is not None and engine.metrics_port_flag:
+            argv.append(f"{engine.metrics_port_flag}={spec.metrics_listen_port}")
     argv.extend(f"--{key}={value}" for key, value in sorted(spec.extra_args.items()))
     return argv

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -16,7 +17,7 @@ import yaml
 from tests.stack._client import KubeClient
 from tests.stack._stack import Stack, free_port
 from tests.support.wait import wait_until
-from xlinefed.consensus.client import ConsensusClient
+from xlinefed.consensus.client import ConsensusClient, MemberInfo
 
 REPO = Path(__file__).resolve().parents[2]
 API = "xlinefed.io/v1alpha1"
@@ -137,6 +138,15 @@ def member_url(federation: str, namespace: str, member: str) -> str:
     return f"http://{member}.member1.{federation}.{namespace}.svc.clusterset.local:2379"
 
 
+def _named(member: MemberInfo) -> str:
+    """The entry's name, else the member its peer URL names (`<member>.<cluster>…`), as
+    the executor does: an Xline learner restarted soon after it joined can publish an
+    empty name (docs/engines.md)."""
+    if member.name or not member.peer_urls:
+        return member.name
+    return urlsplit(member.peer_urls[0]).hostname.split(".")[0]  # type: ignore[union-attr]
+
+
 def consensus_view(endpoints: list[str]) -> tuple[set[str], set[str], set[int], int]:
     """(voter names, learner names, leader ids seen, highest raft term)."""
 
@@ -145,8 +155,8 @@ def consensus_view(endpoints: list[str]) -> tuple[set[str], set[str], set[int], 
             members = await client.member_list()
             statuses = [await client.status(e) for e in endpoints]
         return (
-            {m.name for m in members if not m.is_learner},
-            {m.name for m in members if m.is_learner},
+            {_named(m) for m in members if not m.is_learner},
+            {_named(m) for m in members if m.is_learner},
             {s.leader_id for s in statuses},
             max(s.raft_term for s in statuses),
         )

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.support.wait import wait_until
-from xlinefed.consensus.client import ConsensusClient
+from xlinefed.consensus.client import ConsensusClient, MemberInfo
 from xlinefed.platforms.local.state import FederationDir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,7 +74,14 @@ class LocalFederation:
         return {f"{self.name}-{c.id}-{i}" for c in spec.spec.clusters for i in range(c.replicas)}
 
     def consensus_view(self) -> tuple[set[str], set[str], set[int]]:
-        """(voter names, learner names, leader ids seen by every member)."""
+        """(voter names, learner names, leader ids seen by every member). An entry is named
+        by its peer URL when it carries no name, as the executor does: an Xline learner
+        restarted soon after it joined can publish an empty name (docs/engines.md)."""
+        facts = self.dir.read_facts()
+        by_peer = {f"http://127.0.0.1:{p.peer}": n for n, p in facts.ports.items()}
+
+        def named(info: MemberInfo) -> str:
+            return info.name or next((by_peer[u] for u in info.peer_urls if u in by_peer), "")
 
         async def read() -> tuple[set[str], set[str], set[int]]:
             endpoints = self.endpoints()
@@ -84,8 +91,8 @@ class LocalFederation:
                 for endpoint in endpoints:
                     status = await client.status(endpoint)
                     leaders.add(status.leader_id)
-            voters = {m.name for m in members if not m.is_learner}
-            learners = {m.name for m in members if m.is_learner}
+            voters = {named(m) for m in members if not m.is_learner}
+            learners = {named(m) for m in members if m.is_learner}
             return voters, learners, leaders
 
         return asyncio.run(read())

@@ -11,7 +11,9 @@ container as a local process:
 - env comes from `env` (values, fieldRef, configMapKeyRef, secretKeyRef) and `envFrom`;
 - each pod gets its own loopback IP from this hostlet's 127.<n>.0.0/16 block, reported as
   status.podIP; the value `0.0.0.0` in args/env is replaced by that IP, since all pods
-  share the host's network namespace;
+  share the host's network namespace; for the same reason a declared container port
+  named `metrics` (a port a pod's engine binds on every address, as Xline does) gets a
+  free host port of the pod's own, substituted where an arg ends in `=<that port>`;
 - volumes are host directories: a PVC gets a hostPath PersistentVolume this hostlet
   provisions (pre-bound to the claim, reclaim policy Retain; kube-controller-manager's
   binder binds them), so its data outlives the pod; emptyDir, configMap and secret
@@ -28,7 +30,7 @@ container as a local process:
   test's own `python -m xlinefed.cli` (the operator's image);
 - status: phase, podIP, hostIP, startTime, the conditions PodScheduled, Initialized,
   ContainersReady and Ready, container state, restartCount; readiness from the
-  readinessProbe (httpGet, tcpSocket, exec; against the pod IP), liveness and startup
+  readinessProbe (httpGet, tcpSocket, grpc, exec; against the pod IP), liveness and startup
   probes likewise; the process is restarted per restartPolicy with a short back-off;
 - deleting a pod (deletionTimestamp) sends SIGTERM to the process group, SIGKILL after
   the grace period, then removes the pod object with grace 0, as a kubelet does.
@@ -138,6 +140,28 @@ def resolve_argv(
 _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
+def free_tcp_port() -> int:
+    """A port nothing listens on now (the kernel picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _grpc_serving(host: str, port: int, timeout: float) -> bool:
+    """A Kubernetes `grpc` probe: grpc.health.v1.Health/Check for the server as a whole
+    answers SERVING. The messages are encoded by hand (an empty request; the response's
+    field 1 is the status, 1 = SERVING) so no generated stubs are needed."""
+    import grpc  # the project's own dependency; imported here, only pods probed so need it
+
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        check = channel.unary_unary("/grpc.health.v1.Health/Check")
+        try:
+            answer = check(b"", timeout=timeout)
+        except grpc.RpcError:
+            return False
+    return bytes(answer) == b"\x08\x01"
+
+
 def expand(value: str, env: dict[str, str]) -> str:
     """Kubernetes `$(VAR)` expansion: defined vars substituted, `$$` escapes `$`."""
 
@@ -202,6 +226,8 @@ class PodWorker(threading.Thread):
         self.log_path = hostlet.logs_dir / f"{self.namespace}_{self.pod_name}_{self.uid[:8]}.log"
         self.pidfile_path = hostlet.pid_dir / f"{self.uid}.pid"
         self.run_state = ContainerRun()
+        #: This pod's own port for its declared `metrics` port (see _own_metrics_port).
+        self.metrics_port: int | None = None
         self.readiness = ProbeState(None)
         self.liveness = ProbeState(None)
         self.startup = ProbeState(None)
@@ -338,7 +364,19 @@ class PodWorker(threading.Thread):
         args = [expand(a, env) for a in container.get("args", []) or []]
         argv = resolve_argv(container.get("image", ""), command, args, self.hostlet.images)
         argv = [argv[0]] + [rewrite_paths(a.replace("0.0.0.0", self.ip), mounts) for a in argv[1:]]
+        argv = [argv[0]] + [self._own_metrics_port(a, container) for a in argv[1:]]
         return argv, env, mounts
+
+    def _own_metrics_port(self, arg: str, container: Obj) -> str:
+        """Pods share the host's network here, and an engine that binds its metrics on
+        every address (Xline: 0.0.0.0:<port>) would collide with its neighbours: the
+        declared `metrics` port becomes a free port of this pod's own, kept for its life."""
+        for declared in container.get("ports", []) or []:
+            if declared.get("name") == "metrics" and arg.endswith(f"={declared['containerPort']}"):
+                if self.metrics_port is None:
+                    self.metrics_port = free_tcp_port()
+                return arg[: arg.rindex("=") + 1] + str(self.metrics_port)
+        return arg
 
     def _spec_key(self) -> str:
         container = self.container
@@ -709,6 +747,8 @@ class PodWorker(threading.Thread):
                     return 200 <= connection.getresponse().status < 400
                 finally:
                     connection.close()
+            if "grpc" in spec:
+                return _grpc_serving(self.ip, self._port(spec["grpc"]["port"]), timeout)
             if "tcpSocket" in spec:
                 tcp = spec["tcpSocket"]
                 address = (tcp.get("host") or self.ip, self._port(tcp["port"]))

@@ -6,8 +6,8 @@ member starts, "unhealthy cluster", is retried by the consensus client); Xline c
 grow from one member or shrink below three (Xline issue #447), has no joint consensus
 (#970), refuses to promote a learner more than 500 entries behind (curp's
 `MAX_PROMOTE_GAP`), needs one initial member started with `--is-leader`, serves metrics
-on 0.0.0.0:9100 unless moved, and answers defragment with "unimplemented"; see
-docs/engines.md.
+on 0.0.0.0:9100 unless moved, answers defragment with "unimplemented", and may
+panic in a task without exiting; see docs/engines.md.
 """
 
 from __future__ import annotations
@@ -51,6 +51,14 @@ class EngineProfile:
     #: metrics off nor bind them to loopback; in push mode it opens no listener and
     #: pushes to the given loopback port instead.
     loopback_metrics_args: tuple[str, ...] = ()
+    #: The port a member in a pod serves its metrics on (declared as the container port
+    #: `metrics` and passed with `metrics_port_flag`), for engines that always serve them;
+    #: None when the engine serves none unless asked.
+    pod_metrics_port: int | None = None
+    #: How a pod's readiness is probed on the client port: "http" (GET /health, etcd)
+    #: or "grpc" (grpc.health.v1; Xline's client port speaks gRPC only and serves the
+    #: standard health service).
+    readiness_probe: str = "http"
     supports_defragment: bool = True
     #: A stopped member comes back from its own write-ahead log. Xline v0.7.0 did not in
     #: our runs: a member stopped (SIGTERM) during a rolling update logged "WAL corrupted:
@@ -63,6 +71,24 @@ class EngineProfile:
     #: A path under the member's data directory that exists once it holds consensus
     #: state (etcd's write-ahead log; Xline's curp write-ahead log, `curp/wal`).
     data_marker: str = "member/wal"
+    #: A regular expression (multiline) for a line in the member's output that means it
+    #: is broken although its process runs; such a member is treated as crashed (killed,
+    #: so the crash restart brings it back). Xline v0.7.0: a panic in one of its tokio
+    #: tasks does not end the process. Seen: the leader's propose task panicked ("Should
+    #: not insert resp_tx twice") after a membership change, leaving a leader that keeps
+    #: its term by heartbeats and never commits again, so nobody elects another. Not
+    #: every panic: a new learner's conf-change task panics ("server id … not found")
+    #: when it replays the add and the removal of one member, and goes on serving; killed
+    #: and restarted so soon, it republished an empty name and no client URLs and stopped
+    #: applying, which is worse. None: no such line is known.
+    fatal_output: str | None = None
+    #: A regular expression (multiline) for a line a member writes when it came up
+    #: without part of the log it had acknowledged. Xline v0.7.0 recovers its write-ahead
+    #: log only up to the first index that is not the previous one plus one ("WAL
+    #: corrupted: The recovered logs are not continue, truncated at position N") and
+    #: drops the rest; seen after SIGKILL and SIGTERM, and such a member did not catch
+    #: up again. While it runs so, it counts as a member whose data is lost.
+    lost_log_output: str | None = None
 
     def reported_version(self, spec_version: str) -> str:
         """What a member running `spec_version` says it runs."""
@@ -93,10 +119,17 @@ ENGINES: dict[Engine, EngineProfile] = {
         initial_leader_flag="--is-leader",
         metrics_port_flag="--metrics-port",
         loopback_metrics_args=("--metrics-push", "--metrics-push-endpoint=http://127.0.0.1:{port}"),
+        # Its default: in a pod the port is the pod's own; declared so it can be scraped.
+        pod_metrics_port=9100,
+        readiness_probe="grpc",
         supports_defragment=False,
         restarts_from_wal=False,
         reported_versions=(("0.7.0", "0.6.1"),),
         data_marker="curp/wal",
+        # The message of curp's `push_logs` assertion (raw_curp/mod.rs:561), the line after
+        # Rust's "thread '<name>' (<tid>) panicked at <file>:<line>:<col>:".
+        fatal_output=r"^Should not insert resp_tx twice",
+        lost_log_output=r"WAL corrupted: The recovered logs are not continue, truncated",
     ),
 }
 

@@ -90,6 +90,7 @@ def pod(
 ) -> dict[str, Any]:
     spec = resource.spec
     ports = spec.network.ports
+    metrics_port = profile(spec.engine).pod_metrics_port
     launch = LaunchSpec(
         engine=spec.engine,
         binary=profile(spec.engine).binary,
@@ -104,8 +105,15 @@ def pod(
         cluster_token=cluster_token,
         extra_args=spec.engine_args,
         initial_leader=initial_leader,
+        metrics_listen_port=metrics_port,
     )
     argv = command(launch)
+    container_ports: list[dict[str, Any]] = [
+        {"name": "client", "containerPort": ports.client},
+        {"name": "peer", "containerPort": ports.peer},
+    ]
+    if metrics_port is not None:
+        container_ports.append({"name": "metrics", "containerPort": metrics_port})
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -148,13 +156,14 @@ def pod(
                     "image": image_of(resource),
                     "command": argv[:1],
                     "args": argv[1:],
-                    "ports": [
-                        {"name": "client", "containerPort": ports.client},
-                        {"name": "peer", "containerPort": ports.peer},
-                    ],
+                    "ports": container_ports,
                     # Readiness means "serving", not "caught up": a learner must be reachable.
                     "readinessProbe": {
-                        "httpGet": {"path": "/health", "port": ports.client},
+                        **(
+                            {"grpc": {"port": ports.client}}
+                            if profile(spec.engine).readiness_probe == "grpc"
+                            else {"httpGet": {"path": "/health", "port": ports.client}}
+                        ),
                         "periodSeconds": 2,
                         "failureThreshold": 3,
                     },

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import shutil
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,10 +128,33 @@ def _ports_of_every_federation(root: Path) -> set[int]:
     return taken
 
 
+@dataclass
+class _Output:
+    """What one member process wrote that matters (see EngineProfile)."""
+
+    #: Bytes of the log read so far; None until known.
+    offset: int | None
+    #: The first line of fatal output, and of output that says it lost part of its log.
+    fatal: str | None = None
+    lost_log: str | None = None
+
+
+def _first_line(pattern: str, text: str) -> str | None:
+    found = re.search(pattern, text, re.MULTILINE)
+    if found is None:
+        return None
+    line_start = text.rfind("\n", 0, found.start()) + 1
+    line_end = text.find("\n", found.start())
+    return text[line_start : line_end if line_end >= 0 else None]
+
+
 class LocalPlatform:
     def __init__(self, directory: FederationDir, federation: XlineFederation) -> None:
         self.dir = directory
         self.federation = federation
+        #: (pid, start ticks) of a member process → what its output said so far, and how
+        #: far it has been read (each look reads only what was written since the last).
+        self._output: dict[tuple[int, int], _Output] = {}
 
     # --- addresses
     def _ports(self, member: str) -> Ports:
@@ -165,13 +190,68 @@ class LocalPlatform:
         return True
 
     # --- observation
+    def _read_output(self, member: str, process: MemberProcess) -> _Output:
+        """What this process has written to its log since it started that the engine's
+        profile says matters (`fatal_output`, `lost_log_output`); read incrementally."""
+        engine = profile(self.federation.spec.engine)
+        key = (process.record.pid, process.record.start_ticks)
+        seen = self._output.setdefault(key, _Output(offset=process.log_offset))
+        if engine.fatal_output is None and engine.lost_log_output is None:
+            return seen
+        path = self.dir.member_log(member)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return seen
+        if seen.offset is None:
+            seen.offset = size  # a record from before log offsets: from now on only
+        if size <= seen.offset:
+            seen.offset = min(seen.offset, size)
+            return seen
+        with path.open("rb") as log_file:
+            log_file.seek(seen.offset)
+            chunk = log_file.read(size - seen.offset)
+        # Only whole lines: a line being written is read again next time.
+        end = chunk.rfind(b"\n") + 1
+        seen.offset += end
+        text = chunk[:end].decode(errors="replace")
+        if seen.fatal is None and engine.fatal_output is not None:
+            seen.fatal = _first_line(engine.fatal_output, text)
+        if seen.lost_log is None and engine.lost_log_output is not None:
+            seen.lost_log = _first_line(engine.lost_log_output, text)
+        return seen
+
+    async def _kill_if_broken(self, member: str, process: MemberProcess, line: str) -> None:
+        """Kill a running member whose own output says it is broken (a task panicked:
+        it answers but never commits, and as the leader it keeps the term by heartbeats,
+        so nobody elects another). Treated as a crash, the crash restart brings it back,
+        as a kubelet's liveness probe would."""
+        log.warning(
+            "member wrote fatal output while running; killing it so it is restarted",
+            member=member,
+            pid=process.record.pid,
+            line=line,
+        )
+        await asyncio.to_thread(processes.kill_and_wait, process.record)
+
     async def runtime(self, member: str) -> MemberRuntime:
         process = self.dir.read_process(member)
         running = process is not None and processes.is_alive(process.record)
+        lost_log = False
+        if running and process is not None:
+            output = self._read_output(member, process)
+            if output.fatal is not None:
+                await self._kill_if_broken(member, process, output.fatal)
+                running = processes.is_alive(process.record)
+            # A member that came up without part of the log it had acknowledged holds
+            # no trustworthy consensus data: while it runs so, it counts as data lost
+            # and is replaced (removed, stopped, wiped, added back as a learner).
+            lost_log = running and output.lost_log is not None
         return MemberRuntime(
             present=process is not None,
             running=running,
-            has_data=has_consensus_data(self.federation.spec.engine, self.dir.data_dir(member)),
+            has_data=not lost_log
+            and has_consensus_data(self.federation.spec.engine, self.dir.data_dir(member)),
             revision=process.revision if process else None,
             version=process.version if process else None,
         )
@@ -262,8 +342,13 @@ class LocalPlatform:
             metrics_port=ports.metrics,
         )
         self.dir.member_dir(member).mkdir(parents=True, exist_ok=True)
-        record = processes.spawn(command(launch), self.dir.member_log(member))
-        self.dir.write_process(member, MemberProcess(record, revision, spec.version, time.time()))
+        log_path = self.dir.member_log(member)
+        # Where this process's output starts: the log is appended to across restarts.
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        record = processes.spawn(command(launch), log_path)
+        self.dir.write_process(
+            member, MemberProcess(record, revision, spec.version, time.time(), offset)
+        )
         log.info(
             "member started",
             member=member,

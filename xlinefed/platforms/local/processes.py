@@ -77,6 +77,15 @@ def stop(record: ProcessRecord, grace: float = 10.0) -> None:
             time.sleep(0.05)
 
 
+def kill_and_wait(record: ProcessRecord, timeout: float = 5.0) -> None:
+    """SIGKILL, then return once the process is gone (or `timeout` passed): for a process
+    that is broken, whose clean shutdown is worth nothing."""
+    kill(record)
+    deadline = time.monotonic() + timeout
+    while is_alive(record) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def kill(record: ProcessRecord) -> None:
     """SIGKILL at once (fault injection and tests)."""
     if is_alive(record):

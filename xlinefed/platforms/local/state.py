@@ -87,6 +87,10 @@ class MemberProcess:
     version: str
     #: Wall-clock seconds of the spawn (0 when unknown), for the restart back-off.
     started_at: float = 0.0
+    #: Size of the member's log when this process was spawned: its own output starts
+    #: there (the log is appended to across restarts). None when unknown (a record from
+    #: before this field): only output from the first look on is read then.
+    log_offset: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +98,7 @@ class MemberProcess:
             "revision": self.revision,
             "version": self.version,
             "started_at": self.started_at,
+            "log_offset": self.log_offset,
         }
 
     @classmethod
@@ -104,6 +109,7 @@ class MemberProcess:
             revision=data["revision"],
             version=data["version"],
             started_at=float(data.get("started_at", 0.0)),
+            log_offset=data.get("log_offset"),
         )
 
 

@@ -1,0 +1,98 @@
+"""The engine command line and the pod a member runs in, per engine (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xlinefed.api.engines import Engine, profile
+from xlinefed.api.loading import parse
+from xlinefed.api.models import XlineCluster
+from xlinefed.launch import LaunchSpec, command
+from xlinefed.planner.steps import StartMode
+from xlinefed.platforms.kubernetes import manifests
+from xlinefed.topology import Member
+
+
+def _launch(engine: Engine, **extra: Any) -> LaunchSpec:
+    return LaunchSpec(
+        engine=engine,
+        binary=profile(engine).binary,
+        name="m-0",
+        data_dir="/d",
+        listen_client_url="http://0.0.0.0:2379",
+        advertise_client_url="http://m-0:2379",
+        listen_peer_url="http://0.0.0.0:2380",
+        advertise_peer_url="http://m-0:2380",
+        initial_cluster=[("m-0", "http://m-0:2380")],
+        mode=StartMode.NEW,
+        cluster_token="t",
+        **extra,
+    )
+
+
+def test_xline_local_members_push_metrics_to_a_loopback_port_of_their_own() -> None:
+    argv = command(_launch(Engine.XLINE, metrics_port=21005))
+    assert "--metrics-push" in argv
+    assert "--metrics-push-endpoint=http://127.0.0.1:21005" in argv
+    assert not any(a.startswith("--metrics-port") for a in argv)
+
+
+def test_xline_pod_members_serve_metrics_on_the_declared_port() -> None:
+    argv = command(_launch(Engine.XLINE, metrics_listen_port=9100))
+    assert "--metrics-port=9100" in argv and "--metrics-push" not in argv
+
+
+def test_etcd_gets_no_metrics_flag() -> None:
+    argv = command(_launch(Engine.ETCD, metrics_listen_port=9100))
+    assert not any("metrics" in a for a in argv)
+
+
+def _cluster(engine: str, version: str) -> XlineCluster:
+    return parse(
+        XlineCluster,
+        {
+            "apiVersion": "xlinefed.io/v1alpha1",
+            "kind": "XlineCluster",
+            "metadata": {"name": "f-c1", "namespace": "ns", "uid": "u"},
+            "spec": {
+                "engine": engine,
+                "version": version,
+                "federation": "f",
+                "clusterId": "c1",
+                "replicas": 3,
+                "clusters": [{"id": "c1", "replicas": 3}],
+            },
+        },
+    )
+
+
+def _pod(engine: str, version: str) -> dict[str, Any]:
+    member = Member(
+        "c1", 0, "f-c1-0", "f-c1-0.c1", "http://f-c1-0.c1:2380", "http://f-c1-0.c1:2379"
+    )
+    return manifests.pod(
+        _cluster(engine, version),
+        member,
+        StartMode.NEW,
+        [("f-c1-0", member.peer_url)],
+        "rev",
+        "token",
+        initial_leader=True,
+    )
+
+
+def test_an_xline_pod_declares_its_metrics_port_and_probes_readiness_over_grpc() -> None:
+    container = _pod("xline", "v0.7.0")["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/xline-kv/xline:v0.7.0"
+    assert {"name": "metrics", "containerPort": 9100} in container["ports"]
+    assert "--metrics-port=9100" in container["args"]
+    assert "--is-leader" in container["args"]
+    # Xline's client port speaks gRPC only; an HTTP GET /health would never pass.
+    assert container["readinessProbe"]["grpc"] == {"port": 2379}
+    assert "httpGet" not in container["readinessProbe"]
+
+
+def test_an_etcd_pod_keeps_its_http_health_probe_and_two_ports() -> None:
+    container = _pod("etcd", "3.4.23")["spec"]["containers"][0]
+    assert [p["name"] for p in container["ports"]] == ["client", "peer"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
