@@ -28,6 +28,13 @@ SPEC["metadata"]["name"] = "e2e"
 SPEC["spec"].update({"engine": "xline", "version": XLINE_VERSION})
 
 
+_REPLACEMENT_STALLS = pytest.mark.xfail(
+    reason="Xline v0.7.0: a member re-added as a learner in place of a replaced one reports "
+    "'etcdserver: no leader' and applied index 0 and is never replicated to (docs/engines.md)",
+    strict=False,
+)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def xline_on_path() -> None:
     binary = xline_binary()
@@ -121,6 +128,7 @@ PANIC_LINE = (
 )
 
 
+@_REPLACEMENT_STALLS
 def test_a_member_whose_task_panicked_is_restarted(local_federation: LocalFederation) -> None:
     """A panic in one of Xline's tasks does not end the process: the member answers status
     and keeps its leadership by heartbeats, but never commits again, so nobody elects a
@@ -153,6 +161,7 @@ LOST_LOG_LINE = (
 )
 
 
+@_REPLACEMENT_STALLS
 def test_a_member_that_lost_part_of_its_log_is_replaced(local_federation: LocalFederation) -> None:
     """Such a member answers but lacks entries it had acknowledged, and in our runs it
     never caught up; it is replaced as a member whose data is lost. The line is written
@@ -181,6 +190,7 @@ def _replaced(local_federation: LocalFederation, victim: str, old_id: object) ->
     return bool(member and member.get("id") not in (None, old_id) and status.get("converged"))
 
 
+@_REPLACEMENT_STALLS
 def test_member_whose_data_is_lost_is_replaced(local_federation: LocalFederation) -> None:
     leader = local_federation.status()["leader"]
     victim = sorted(n for n in local_federation.desired_names() if n != leader)[0]
