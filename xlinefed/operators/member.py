@@ -160,23 +160,8 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
 async def reconcile_loop(
     stopped: kopf.DaemonStopped, namespace: str, name: str, logger: Any, memo: kopf.Memo, **_: Any
 ) -> None:
-    settings = _settings(memo)
-
-    async def pass_over(body: dict[str, Any]) -> float:
-        return await reconcile(body, memo)
-
-    async def read(ns: str, n: str) -> dict[str, Any] | None:
-        return await objects.read(memo.api, PLURAL, ns, n)
-
-    await wakeups.reconcile_forever(
-        namespace,
-        name,
-        stopped=stopped,
-        read=read,
-        reconcile=pass_over,
-        idle=settings.idle_interval,
-        pass_timeout=settings.pass_timeout,
-        logger=logger,
+    await wakeups.reconcile_daemon(
+        PLURAL, namespace, name, stopped=stopped, memo=memo, reconcile=reconcile, logger=logger
     )
 
 

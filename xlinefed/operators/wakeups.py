@@ -11,6 +11,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from xlinefed.platforms.kubernetes import objects
+
 _events: dict[tuple[str, str], asyncio.Event] = {}
 _tokens: dict[tuple[str, str, str], object] = {}
 
@@ -75,3 +77,34 @@ async def reconcile_forever(
             await sleep(namespace, name, delay)
     finally:
         forget(namespace, name)
+
+
+async def reconcile_daemon(
+    plural: str,
+    namespace: str,
+    name: str,
+    *,
+    stopped: Any,
+    memo: Any,
+    reconcile: Callable[[Body, Any], Awaitable[float]],
+    logger: Any,
+) -> None:
+    """`reconcile_forever` for one of our resources, read afresh through `memo.api`
+    each pass, with the operator's `memo.settings` for its intervals."""
+
+    async def read(ns: str, n: str) -> Body | None:
+        return await objects.read(memo.api, plural, ns, n)
+
+    async def pass_over(body: Body) -> float:
+        return await reconcile(body, memo)
+
+    await reconcile_forever(
+        namespace,
+        name,
+        stopped=stopped,
+        read=read,
+        reconcile=pass_over,
+        idle=memo.settings.idle_interval,
+        pass_timeout=memo.settings.pass_timeout,
+        logger=logger,
+    )
