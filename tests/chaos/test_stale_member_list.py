@@ -192,7 +192,13 @@ def test_stale_member_list_during_scale_out(
                 )
                 failed = [e for e in log.events() if e.event == "step failed"]
                 assert {e.fields.get("step") for e in failed} <= {"AddLearner"}, failed
-                assert all("unhealthy cluster" in error for error in refused()), refused()
+                # Refused by the strict check, or timed out inside etcd while a's
+                # transport still looked alive (seen on a loaded machine); either way
+                # the add did not go through as asked and the controller observes again.
+                assert all(
+                    "unhealthy cluster" in error or "request timed out" in error
+                    for error in refused()
+                ), refused()
                 print(f"[{elapsed(began)}] adds refused {len(refused())} times; healing")
             else:
                 wait_until(scaled_out, timeout=90, what="both members added while a is cut off")
