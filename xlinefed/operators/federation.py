@@ -8,7 +8,6 @@ decisions are in `xlinefed.placement` (pure).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -25,16 +24,13 @@ from xlinefed.placement import LABEL_FEDERATION, ClusterView, plan_federation
 from xlinefed.platforms.karmada.objects import KarmadaObjects
 from xlinefed.platforms.kubernetes import objects
 from xlinefed.platforms.kubernetes.objects import KubernetesError
+from xlinefed.reporting import now_rfc3339
 
 log = get_logger(__name__)
 
 PLURAL = "xlinefederations"
 CLUSTERS = "xlineclusters"
 FINALIZER = "xlinefed.io/federation"
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _settings(memo: kopf.Memo) -> FederationOperatorSettings:
@@ -79,7 +75,7 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
         if previous.warnings != problems:
             kopf.warn(body, reason=conditions.INVALID_SPEC, message=str(error))
             refused = conditions.invalid_spec(
-                previous, problems, _now(), body["metadata"].get("generation")
+                previous, problems, now_rfc3339(), body["metadata"].get("generation")
             )
             await objects.patch_status(api, PLURAL, namespace, name, objects.status_patch(refused))
         return 10.0
@@ -89,11 +85,14 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
         placed = await karmada.placed(federation)
     except KubernetesError as error:
         await _patch_failed(
-            body, conditions.observation_failed(previous, str(error), _now(), generation), previous
+            api,
+            body,
+            conditions.observation_failed(previous, str(error), now_rfc3339(), generation),
+            previous,
         )
         raise
     existing = _views(placed.clusters)
-    plan = plan_federation(federation, existing, _now(), previous)
+    plan = plan_federation(federation, existing, now_rfc3339(), previous)
     written = 0
     try:
         for cluster in plan.clusters.values():
@@ -101,7 +100,10 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
     except KubernetesError as error:
         # Say so where users look, not only in this log.
         await _patch_failed(
-            body, conditions.apply_failed(plan.status, str(error), _now(), generation), previous
+            api,
+            body,
+            conditions.apply_failed(plan.status, str(error), now_rfc3339(), generation),
+            previous,
         )
         raise
     for cluster_id in plan.delete:
