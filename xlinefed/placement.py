@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from xlinefed.api import conditions
 from xlinefed.api.models import (
-    Condition,
     ConditionType,
     ConsensusStatus,
     DepartedCluster,
@@ -268,7 +267,14 @@ def aggregate_status(
             now,
             generation,
         ),
-        _progressing(previous, activity, step, now, generation),
+        conditions.progressing(
+            previous,
+            activity,
+            # Converged or paused, the condition says so itself.
+            step.reason if step and activity not in (None, conditions.PAUSED) else None,
+            now,
+            generation,
+        ),
         conditions.condition(
             previous,
             ConditionType.DEGRADED,
@@ -285,7 +291,6 @@ def aggregate_status(
             generation,
         ),
     ]
-    versions = sorted({m.version for m in members if m.version and m.role is not None})
     endpoints = sorted({url for s in statuses.values() if s is not None for url in s.endpoints})
     return ConsensusStatus(
         phase=conditions.phase_from(status_conditions),
@@ -301,7 +306,7 @@ def aggregate_status(
         formed=any(s.formed for s in statuses.values() if s is not None),
         ready=f"{ready}/{total}",
         clusters=",".join(f"{c.id}={c.replicas}" for c in federation.spec.clusters),
-        version=",".join(versions) or None,
+        version=conditions.running_version(members),
         endpoints=endpoints,
     )
 
@@ -335,31 +340,3 @@ def _activity(
             return activity
     # Every member cluster is at rest, on an older spec: the new one is on its way.
     return conditions.UPDATING if not all(reached.values()) else conditions.HEALING
-
-
-def _progressing(
-    previous: ConsensusStatus | None,
-    activity: str | None,
-    step: StepStatus | None,
-    now: str,
-    generation: int | None,
-) -> Condition:
-    if activity is None or activity == conditions.PAUSED:
-        return conditions.condition(
-            previous,
-            ConditionType.PROGRESSING,
-            False,
-            conditions.PAUSED if activity else conditions.SPEC_REACHED,
-            "spec.paused is true; set it to false to resume" if activity else "spec reached",
-            now,
-            generation,
-        )
-    return conditions.condition(
-        previous,
-        ConditionType.PROGRESSING,
-        True,
-        activity,
-        step.reason if step else activity.lower(),
-        now,
-        generation,
-    )

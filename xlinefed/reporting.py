@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 from xlinefed.api import conditions
 from xlinefed.api.models import (
-    Condition,
     ConditionType,
     ConsensusStatus,
     MemberClusterSpec,
@@ -71,45 +70,6 @@ def activity_of(desired: Desired, outcome: Outcome, *, held: bool = False) -> st
     if any(m.in_list and not m.healthy and m.name not in silent for m in observed.members):
         return conditions.HEALING
     return None if isinstance(step, Wait) else conditions.HEALING
-
-
-def progressing(
-    previous: ConsensusStatus | None,
-    activity: str | None,
-    message: str | None,
-    now: str,
-    generation: int | None,
-) -> Condition:
-    """The Progressing condition for an activity (see `activity_of`)."""
-    if activity == conditions.PAUSED:
-        return conditions.condition(
-            previous,
-            ConditionType.PROGRESSING,
-            False,
-            conditions.PAUSED,
-            "spec.paused is true; set it to false to resume",
-            now,
-            generation,
-        )
-    if activity is None:
-        return conditions.condition(
-            previous,
-            ConditionType.PROGRESSING,
-            False,
-            conditions.SPEC_REACHED if message is None else conditions.WAITING,
-            message or "spec reached",
-            now,
-            generation,
-        )
-    return conditions.condition(
-        previous,
-        ConditionType.PROGRESSING,
-        True,
-        activity,
-        message or activity.lower(),
-        now,
-        generation,
-    )
 
 
 def build_status(
@@ -185,7 +145,7 @@ def build_status(
             now,
             generation,
         ),
-        progressing(
+        conditions.progressing(
             previous,
             activity_of(desired, outcome, held=held),
             step_status.reason if step_status else None,
@@ -202,7 +162,6 @@ def build_status(
             generation,
         ),
     ]
-    running = sorted({m.version for m in members if m.version and m.role is not None})
     endpoints = (
         [client_url(m.name) for m in members if m.role is MemberRole.VOTER and m.healthy]
         if client_url is not None
@@ -221,6 +180,6 @@ def build_status(
         observed_spec=observed_spec,
         ready=f"{ready}/{len(desired.members)}",
         clusters=",".join(f"{c.id}={c.replicas}" for c in clusters),
-        version=",".join(running) or None,
+        version=conditions.running_version(members),
         endpoints=endpoints,
     )

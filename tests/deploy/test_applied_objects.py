@@ -91,3 +91,11 @@ def test_role_labels_follow_the_member_list() -> None:
         "f-a-1": "learner",
         "f-a-2": None,
     }
+
+
+def test_an_object_applied_without_its_empty_maps_is_unchanged() -> None:
+    # The apply leaves `engineArgs: {}` out; the stored object must still count as what
+    # we would write, or every pass writes it again.
+    wanted = body()
+    assert wanted["spec"]["engineArgs"] == {}
+    assert objects.unchanged(stored(wanted), wanted)

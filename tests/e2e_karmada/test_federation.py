@@ -157,8 +157,8 @@ class UpdateRecorder:
             assert end <= start, f"{second} started updating before {first} finished: {spans}"
 
 
-def federation(karmada: KubeClient, namespace: str) -> dict[str, Any]:
-    return karmada.get(API, "XlineFederation", NAME, namespace)
+def federation(karmada: KubeClient, namespace: str, name: str = NAME) -> dict[str, Any]:
+    return karmada.get(API, "XlineFederation", name, namespace)
 
 
 def endpoints(karmada: KubeClient, namespace: str) -> list[str]:
@@ -171,8 +171,8 @@ def endpoints(karmada: KubeClient, namespace: str) -> list[str]:
     ]
 
 
-def reached(karmada: KubeClient, namespace: str) -> bool:
-    obj = federation(karmada, namespace)
+def reached(karmada: KubeClient, namespace: str, name: str = NAME) -> bool:
+    obj = federation(karmada, namespace, name)
     status = obj.get("status") or {}
     total = sum(c["replicas"] for c in obj["spec"]["clusters"])
     return (
@@ -182,15 +182,17 @@ def reached(karmada: KubeClient, namespace: str) -> bool:
     )
 
 
-def wait_reached(karmada: KubeClient, namespace: str, operators: Operators) -> None:
+def wait_reached(
+    karmada: KubeClient, namespace: str, operators: Operators, name: str = NAME
+) -> None:
     try:
         wait_until(
-            lambda: reached(karmada, namespace),
+            lambda: reached(karmada, namespace, name),
             timeout=300,
-            what="the federation Available at its spec",
+            what=f"{name} Available at its spec",
         )
     except AssertionError as error:
-        status = federation(karmada, namespace).get("status")
+        status = federation(karmada, namespace, name).get("status")
         raise AssertionError(f"{error}\nstatus: {status}\n{operators.tails()}") from None
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_karmada.test_federation import MEMBERS, Operators, karmada_federation
+from tests.e2e_karmada.test_federation import MEMBERS, Operators, karmada_federation, wait_reached
 from tests.stack._client import KubeClient
 from tests.stack._stack import Stack
 from tests.support.wait import wait_until
@@ -31,29 +31,6 @@ __all__ = ["karmada_federation"]  # the module-scoped fixture, shared with the l
 API = "xlinefed.io/v1alpha1"
 NAME = "removals"
 CLUSTERS = MEMBERS[:3]
-
-
-def federation(karmada: KubeClient, namespace: str) -> dict[str, Any]:
-    return karmada.get(API, "XlineFederation", NAME, namespace)
-
-
-def reached(karmada: KubeClient, namespace: str) -> bool:
-    obj = federation(karmada, namespace)
-    status = obj.get("status") or {}
-    total = sum(c["replicas"] for c in obj["spec"]["clusters"])
-    return (
-        status.get("observedGeneration") == obj["metadata"]["generation"]
-        and status.get("phase") == "Available"
-        and status.get("ready") == f"{total}/{total}"
-    )
-
-
-def wait_reached(karmada: KubeClient, namespace: str, operators: Operators) -> None:
-    try:
-        wait_until(lambda: reached(karmada, namespace), timeout=300, what=f"{NAME} at its spec")
-    except AssertionError as error:
-        status = federation(karmada, namespace).get("status")
-        raise AssertionError(f"{error}\nstatus: {status}\n{operators.tails()}") from None
 
 
 def member_specs(stack: Stack, namespace: str) -> dict[str, dict[str, Any]]:
@@ -119,7 +96,7 @@ def test_removed_fields_reach_every_member(
             },
         }
     )
-    wait_reached(karmada, namespace, operators)
+    wait_reached(karmada, namespace, operators, NAME)
     lines = command_lines(stack, namespace)
     assert len(lines) == 3 and all("--auto-compaction-retention=3" in c for c in lines.values())
 
@@ -135,7 +112,7 @@ def test_removed_fields_reach_every_member(
         ),
         "the removed engineArgs key and image gone from every member's XlineCluster",
     )
-    wait_reached(karmada, namespace, operators)
+    wait_reached(karmada, namespace, operators, NAME)
     lines = command_lines(stack, namespace)
     held, rolled = f"{NAME}-member1-0", [p for p in lines if p != f"{NAME}-member1-0"]
     assert "--auto-compaction-retention=3" in lines[held], lines
@@ -152,7 +129,7 @@ def test_removed_fields_reach_every_member(
         ),
         "engineArgs and the partition gone from every member's XlineCluster",
     )
-    wait_reached(karmada, namespace, operators)
+    wait_reached(karmada, namespace, operators, NAME)
     wait_until(
         lambda: all(
             "--snapshot-count" not in c and "--auto-compaction-retention" not in c
@@ -177,7 +154,7 @@ def test_removed_fields_reach_every_member(
         lambda specs: all("tls" not in s and not s.get("paused") for s in specs.values()),
         "tls gone from every member's XlineCluster",
     )
-    wait_reached(karmada, namespace, operators)
+    wait_reached(karmada, namespace, operators, NAME)
 
     # Settled: the operator's passes over this federation write nothing.
     log_path = operators.logs / "federation.log"

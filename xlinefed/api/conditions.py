@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xlinefed.api.models import Condition, ConditionType, ConsensusStatus, Phase
+from xlinefed.api.models import Condition, ConditionType, ConsensusStatus, MemberStatus, Phase
 
 # -- reasons -------------------------------------------------------------------------------
 # Available
@@ -62,6 +62,54 @@ def condition(
         message=message,
         last_transition_time=since,
         observed_generation=generation,
+    )
+
+
+def progressing(
+    previous: ConsensusStatus | None,
+    activity: str | None,
+    message: str | None,
+    now: str,
+    generation: int | None,
+) -> Condition:
+    """The Progressing condition for an activity (a reason in ACTIVITIES, or PAUSED),
+    or for none; `message` says what is in progress or waited for."""
+    if activity == PAUSED:
+        return condition(
+            previous,
+            ConditionType.PROGRESSING,
+            False,
+            PAUSED,
+            "spec.paused is true; set it to false to resume",
+            now,
+            generation,
+        )
+    if activity is None:
+        return condition(
+            previous,
+            ConditionType.PROGRESSING,
+            False,
+            SPEC_REACHED if message is None else WAITING,
+            message or "spec reached",
+            now,
+            generation,
+        )
+    return condition(
+        previous,
+        ConditionType.PROGRESSING,
+        True,
+        activity,
+        message or activity.lower(),
+        now,
+        generation,
+    )
+
+
+def running_version(members: Sequence[MemberStatus]) -> str | None:
+    """What the listed members report running: one version, or several during an
+    upgrade ("3.4.23,3.4.24")."""
+    return (
+        ",".join(sorted({m.version for m in members if m.version and m.role is not None})) or None
     )
 
 
