@@ -106,6 +106,15 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
+def percentile(values: Sequence[float], p: float) -> float:
+    """The nearest-rank percentile (p in 0..100) of `values`; nan when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))
+    return float(ordered[int(rank) - 1])
+
+
 def ratio(a: float, b: float) -> str:
     if b == 0:
         return "n/a (b=0)" if a else "1.00 (both 0)"
@@ -187,6 +196,8 @@ def federation_spec(
 class DriveResult:
     seconds: float
     steps: list[str] = field(default_factory=list)
+    #: (monotonic start, end, what) of every pass: the step applied or the wait's reason.
+    timeline: list[tuple[float, float, str]] = field(default_factory=list)
 
     def count(self, kind: str) -> int:
         return sum(1 for s in self.steps if s == kind)
@@ -200,22 +211,24 @@ async def drive(executor: Executor, federation: XlineFederation, timeout: float)
     result = DriveResult(0.0)
     last = ""
     while True:
+        began = time.monotonic()
         outcome = await executor.reconcile_once(desired)
+        what = outcome.step.describe() if outcome.applied else f"wait: {outcome.step.describe()}"
+        result.timeline.append((began, time.monotonic(), what))
         if isinstance(outcome.step, Done):
             result.seconds = time.monotonic() - started
             return result
         if outcome.applied:
             result.steps.append(outcome.step.kind)
-            delay = 0.0
         elif isinstance(outcome.step, Wait):
             if outcome.step.code is WaitCode.ENGINE_LIMIT:
                 # A refusal that waiting does not lift: report it, do not time out on it.
                 raise EngineRefused(outcome.step.reason)
             last = outcome.step.reason
-            delay = min(outcome.step.retry_after, IDLE_INTERVAL) / 2
         else:
             last = outcome.error or outcome.step.describe()
-            delay = IDLE_INTERVAL
+        # The local controller's own pacing rule, so the benchmark measures what users get.
+        delay = outcome.requeue_after(IDLE_INTERVAL, after_step=0.0)
         if time.monotonic() > deadline:
             raise TimeoutError(f"not Done after {timeout:.0f}s; last: {last}")
         if delay:
@@ -319,6 +332,12 @@ class ProbeReport:
     term_changes: int
     leader_changes: int
     lost: int
+    #: (monotonic start, end) of the longest gap between acknowledgements.
+    gap_window: tuple[float, float] = (0.0, 0.0)
+    #: (monotonic time, error) of every failed write: what the client saw.
+    failures: list[tuple[float, str]] = field(default_factory=list)
+    #: (monotonic time, what) of every term or leader change the watcher saw.
+    changes: list[tuple[float, str]] = field(default_factory=list)
 
 
 class Probe:
@@ -340,6 +359,8 @@ class Probe:
         self.poll = poll
         self.acknowledged: dict[str, str] = {}
         self.failed = 0
+        self.failures: list[tuple[float, str]] = []
+        self.changes: list[tuple[float, str]] = []
         self.term_changes = 0
         self.leader_changes = 0
         self._acks: list[float] = []
@@ -385,8 +406,10 @@ class Probe:
                 key, value = f"{self.prefix}{seq:08d}", f"v{seq}"
                 try:
                     await asyncio.wait_for(client.put(key, value), self.put_timeout)
-                except Exception:
+                except Exception as error:
                     self.failed += 1
+                    detail = str(error).splitlines()[0][:160] if str(error) else ""
+                    self.failures.append((time.monotonic(), f"{type(error).__name__}: {detail}"))
                 else:
                     self.acknowledged[key] = value
                     self._acks.append(time.monotonic())
@@ -408,12 +431,16 @@ class Probe:
                     newest = max(s.raft_term for s in seen)
                     if term is not None and newest > term:
                         self.term_changes += newest - term
+                        self.changes.append((time.monotonic(), f"term {term} -> {newest}"))
                     term = max(term or 0, newest)
                     leaders = {s.leader_id for s in seen if s.raft_term == newest and s.leader_id}
                     if len(leaders) == 1:
                         current = next(iter(leaders))
                         if leader is not None and current != leader:
                             self.leader_changes += 1
+                            self.changes.append(
+                                (time.monotonic(), f"leader {leader:x} -> {current:x}")
+                            )
                         leader = current
                 await asyncio.sleep(max(0.0, self.poll - (time.monotonic() - tick)))
 
@@ -433,8 +460,12 @@ class Probe:
             time.sleep(0.02)
 
     def longest_gap(self) -> float:
+        start, end = self.gap_window()
+        return end - start
+
+    def gap_window(self) -> tuple[float, float]:
         times = [self._started, *self._acks, self._stopped or time.monotonic()]
-        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+        return max(itertools.pairwise(times), key=lambda pair: pair[1] - pair[0])
 
     async def report(self) -> ProbeReport:
         """After `stop()`: the numbers, with every acknowledged write read back."""
@@ -448,6 +479,9 @@ class Probe:
             term_changes=self.term_changes,
             leader_changes=self.leader_changes,
             lost=lost,
+            gap_window=self.gap_window(),
+            failures=list(self.failures),
+            changes=list(self.changes),
         )
 
 

@@ -30,7 +30,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,6 +49,7 @@ from bench._common import (
     federation_spec,
     in_thread,
     median,
+    percentile,
     print_header,
     print_table,
     ratio,
@@ -82,6 +84,8 @@ class Row:
     port_wait: float
     #: The planner's refusal, when it would not roll this engine at all.
     refused: str = ""
+    #: (monotonic start, end, what) of each step (a) or each stop/start (b).
+    timeline: list[tuple[float, float, str]] = field(default_factory=list)
 
 
 async def stop_member(fed: LocalFederation, member: str, how: str) -> float:
@@ -113,7 +117,12 @@ async def stop_member(fed: LocalFederation, member: str, how: str) -> float:
     return asyncio.get_running_loop().time() - waited
 
 
-async def naive_roll(fed: LocalFederation, new: XlineFederation, how: str) -> tuple[int, float]:
+async def naive_roll(
+    fed: LocalFederation,
+    new: XlineFederation,
+    how: str,
+    timeline: list[tuple[float, float, str]],
+) -> tuple[int, float]:
     """StatefulSet order: per cluster, highest ordinal first; no leadership moves."""
     fed.set_spec(new)  # the platform now launches members with the new arguments
     revision = template_revision(new.spec)
@@ -124,6 +133,7 @@ async def naive_roll(fed: LocalFederation, new: XlineFederation, how: str) -> tu
         for ordinal in reversed(range(spec.replicas)):
             member = f"{fed.name}-{spec.id}-{ordinal}"
             endpoint = fed.platform.client_url(member)
+            began = time.monotonic()
             port_wait += await stop_member(fed, member, how)
             await fed.platform.start(member, StartMode.EXISTING, cluster, revision)
             await wait_until_async(
@@ -131,6 +141,7 @@ async def naive_roll(fed: LocalFederation, new: XlineFederation, how: str) -> tu
                 timeout=60,
                 what=f"{member} to answer health",
             )
+            timeline.append((began, time.monotonic(), f"restart {member} ({how})"))
             restarts += 1
     return restarts, port_wait
 
@@ -152,6 +163,7 @@ async def run_arm(round_no: int, arm: str, settle: float, how: str, engine: Engi
         await fed.wait_settled(settle)
         transfers = restarts = 0
         port_wait = 0.0
+        timeline: list[tuple[float, float, str]] = []
         with Probe(fed.endpoints()) as probe:
             await in_thread(probe.wait_acks, 5)
             started = asyncio.get_running_loop().time()
@@ -161,10 +173,11 @@ async def run_arm(round_no: int, arm: str, settle: float, how: str, engine: Engi
                     result = await drive(fed.executor(), new, UPDATE_TIMEOUT)
                     restarts = result.count("RestartMember")
                     transfers = result.count("TransferLeadership")
+                    timeline = result.timeline
                 except EngineRefused as error:
                     refused = str(error)
             else:
-                restarts, port_wait = await naive_roll(fed, new, how)
+                restarts, port_wait = await naive_roll(fed, new, how, timeline)
             seconds = asyncio.get_running_loop().time() - started
             await in_thread(probe.wait_acks, 5)
         report = await probe.report()
@@ -172,7 +185,27 @@ async def run_arm(round_no: int, arm: str, settle: float, how: str, engine: Engi
             check_updated(fed, new)
     if report.lost:
         raise AssertionError(f"round {round_no} arm {arm}: {report.lost} acknowledged writes lost")
-    return Row(round_no, arm, seconds, report, restarts, transfers, port_wait, refused)
+    return Row(round_no, arm, seconds, report, restarts, transfers, port_wait, refused, timeline)
+
+
+def trace(row: Row) -> list[str]:
+    """Where the run's longest gap and its failed writes fell: the steps that overlap
+    them, what the writer's client saw and what the watcher saw, times relative to the
+    gap's start."""
+    start, end = row.probe.gap_window
+    lines = [f"round {row.round} arm {row.arm}: longest gap {end - start:.2f}s"]
+    window = (start - 0.5, end + 0.5)
+    events: list[tuple[float, str]] = []
+    for began, ended, what in row.timeline:
+        if began <= window[1] and ended >= window[0]:
+            events.append((began, f"step  {what} (until {ended - start:+.2f}s)"))
+    events += [(t, f"write {error}") for t, error in row.probe.failures]
+    events += [
+        (t, f"watch {change}") for t, change in row.probe.changes if window[0] <= t <= window[1]
+    ]
+    for t, what in sorted(events):
+        lines.append(f"    {t - start:+7.2f}s  {what}")
+    return lines
 
 
 def metrics(row: Row) -> dict[str, float]:
@@ -253,6 +286,26 @@ async def main_async(rounds: int, how: str, engine: Engine) -> None:
         b = median([metrics(r)[metric] for r in rows if r.arm == "b" and not r.refused])
         summary.append((metric, f"{a:.2f}", f"{b:.2f}", ratio(a, b)))
     print_table(("metric", "a xlinefed", "b naive", "a/b"), summary)
+    print()
+    print("distribution over rounds: p50 / p95 / max")
+    spread = []
+    for metric in metrics(rows[0]):
+        cells = []
+        for arm in ("a", "b"):
+            values = sorted(metrics(r)[metric] for r in rows if r.arm == arm and not r.refused)
+            cells.append(
+                " / ".join(f"{v:.2f}" for v in (median(values), percentile(values, 95), values[-1]))
+                if values
+                else "-"
+            )
+        spread.append((metric, *cells))
+    print_table(("metric", "a xlinefed", "b naive"), spread)
+    worst = [r for r in rows if not r.refused and (r.probe.failed or r.probe.longest_gap > 0.5)]
+    if worst:
+        print()
+        print("trace of every run with a failed write or a gap over 0.5 s")
+        for row in worst:
+            print("\n".join(trace(row)))
 
 
 def main() -> None:

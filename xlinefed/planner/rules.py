@@ -40,6 +40,12 @@ from xlinefed.planner.steps import (
     WipeData,
 )
 
+#: Seconds before asking again while a member we just started or restarted comes up (it
+#: answers, catches up or turns healthy within a fraction of a second on a sound
+#: machine); asking sooner costs one observation, asking later is time every restart,
+#: learner start and promote of a rolling update or scale-out waits for nothing.
+SOON = 0.2
+
 
 @dataclass(frozen=True)
 class _View:
@@ -174,7 +180,7 @@ def _not_on_a_guess(view: _View, step: Step) -> Step:
         return Wait(
             f"no answer within {max(silent.values()):.1f}s from {', '.join(sorted(silent))} "
             "(a slow machine or link, or a member going down); asking again before acting",
-            retry_after=1.0,
+            retry_after=SOON,
             code=WaitCode.NO_ANSWER,
         )
     return step
@@ -435,7 +441,7 @@ def _finish_learner(view: _View) -> Step | None:
         if not learner.running or not learner.healthy:
             return Wait(
                 f"learner {learner.name} is starting",
-                retry_after=0.5,
+                retry_after=SOON,
                 code=WaitCode.LEARNER_STARTING,
             )
         if not view.caught_up(learner):
@@ -444,7 +450,7 @@ def _finish_learner(view: _View) -> Step | None:
             return Wait(
                 f"learner {learner.name} is catching up: {gap} entries behind the leader "
                 f"(promote at <= {view.desired.max_promote_lag})",
-                retry_after=0.5,
+                retry_after=SOON,
                 code=WaitCode.CATCHING_UP,
             )
         if not safe_to_promote(view.observed.members, learner.name, view.sound):
@@ -613,7 +619,7 @@ def _roll(view: _View) -> Step | None:
         return Wait(
             f"waiting for {', '.join(not_ready)} to be healthy and caught up before the next "
             "restart",
-            retry_after=0.5,
+            retry_after=SOON,
             code=WaitCode.NOT_READY,
         )
     for cluster in _update_order(view):
@@ -687,7 +693,7 @@ def _settle(view: _View) -> Step | None:
     if pending:
         return Wait(
             f"waiting for {', '.join(pending)} to become healthy",
-            retry_after=0.5,
+            retry_after=SOON,
             code=WaitCode.SETTLING,
         )
     return None
