@@ -47,8 +47,15 @@ def _guard_found_data_lost(pod: Any) -> bool:
 
 
 class KubernetesPlatform:
-    def __init__(self, api: client.ApiClient, resource: XlineCluster) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        resource: XlineCluster,
+        *,
+        guard_image: str = manifests.GUARD_IMAGE,
+    ) -> None:
         self.api = api
+        self.guard_image = guard_image
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.resource = resource
@@ -183,6 +190,7 @@ class KubernetesPlatform:
             cluster_token(self.resource),
             initial_leader=initial_leader,
             require_data=require_data,
+            guard_image=self.guard_image,
         )
         try:
             with translated(f"creating pod {member}"):
