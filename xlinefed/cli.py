@@ -476,7 +476,7 @@ def render_member(
     image: Annotated[str | None, typer.Option(help="The operator image.")] = None,
 ) -> None:
     """The member tier for one cluster: CRDs, RBAC, ConfigMap, Deployment, metrics Service."""
-    from xlinefed import render as manifests
+    from xlinefed import install as manifests
 
     docs = manifests.member_manifests(
         cluster_id, namespace=namespace, image=image or manifests.DEFAULT_IMAGE
@@ -494,7 +494,7 @@ def render_federation(
 ) -> None:
     """The federation tier: CRDs, RBAC, interpreter customization and CRD propagation on
     Karmada; the operator Deployment for the cluster that runs it."""
-    from xlinefed import render as manifests
+    from xlinefed import install as manifests
 
     image = image or manifests.DEFAULT_IMAGE
     if target == "karmada":
