@@ -22,10 +22,10 @@ from xlinefed.logs import get_logger
 from xlinefed.planner.desired import formation_of
 from xlinefed.planner.model import Desired, Formation
 from xlinefed.planner.steps import StartMode
-from xlinefed.platform import MemberRuntime
 from xlinefed.platforms.kubernetes import manifests, objects
 from xlinefed.platforms.kubernetes.objects import ObjectConflict, ObjectNotFound, translated
 from xlinefed.platforms.member_guard import DATA_LOST
+from xlinefed.platforms.protocol import MemberRuntime
 from xlinefed.topology import Member, desired_members, make_member, parse_member_name
 
 log = get_logger(__name__)

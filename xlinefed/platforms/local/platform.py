@@ -25,7 +25,6 @@ from xlinefed.launch import LaunchSpec, command
 from xlinefed.logs import get_logger
 from xlinefed.planner.model import Desired, Formation
 from xlinefed.planner.steps import StartMode
-from xlinefed.platform import MemberRuntime
 from xlinefed.platforms.local import processes
 from xlinefed.platforms.local.state import (
     FederationDir,
@@ -34,6 +33,7 @@ from xlinefed.platforms.local.state import (
     list_federations,
 )
 from xlinefed.platforms.member_guard import has_consensus_data
+from xlinefed.platforms.protocol import MemberRuntime
 
 log = get_logger(__name__)
 
