@@ -7,7 +7,7 @@ import os
 # set before anything imports grpc.
 os.environ.setdefault("GRPC_DNS_RESOLVER", "native")
 
-pytest_plugins = ["tests.stack.fixtures"]
+pytest_plugins = ["tests.support.stack.fixtures"]
 
 
 import pytest  # noqa: E402

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.stack import ApiError, KubeClient, Stack
-from tests.stack._client import api_enabled
+from tests.support.stack import ApiError, KubeClient, Stack
+from tests.support.stack._client import api_enabled
 from tests.support.wait import wait_until
 from xlinefed import install
 

@@ -22,7 +22,7 @@ from tests.e2e_kube.conftest import (
     member_url,
     xline_cluster,
 )
-from tests.stack._client import ApiError, KubeClient
+from tests.support.stack._client import ApiError, KubeClient
 from tests.support.wait import wait_until
 from tests.support.writer import SequencedWriter
 from xlinefed.api.engines import Engine, profile
