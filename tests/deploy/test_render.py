@@ -136,6 +136,7 @@ def test_rbac_is_least_privilege() -> None:
         "delete",
         "get",
         "list",
+        "watch",
     }
     assert {v for g, r, v in member if r == "services"} == {"create"}
     assert ("multicluster.x-k8s.io", "serviceexports", "create") in member

@@ -80,9 +80,13 @@ def scale(member1: KubeClient, namespace: str, replicas: int) -> None:
 
 def events(member1: KubeClient, namespace: str) -> list[dict[str, Any]]:
     items = member1.list("v1", "Event", namespace)
+    # In the order they were created: timestamps have whole seconds, and two steps a
+    # fraction of a second apart would tie. The resourceVersion of an object created on
+    # this one API server is its store revision, which only grows (kopf posts every Event
+    # as a new object, never an update).
     return sorted(
         (e for e in items if e["involvedObject"].get("kind") == "XlineCluster"),
-        key=lambda e: (e.get("firstTimestamp") or e.get("eventTime") or "", e["metadata"]["name"]),
+        key=lambda e: int(e["metadata"]["resourceVersion"]),
     )
 
 

@@ -24,7 +24,8 @@ def member_rules() -> list[Doc]:
     XlineCluster: get/list/watch (kopf, `_read`), patch (kopf's finalizer and annotations,
     `mark_formed`), status patch; `xlineclusters/finalizers` update lets the Pods and
     Services carry a blocking owner reference where OwnerReferencesPermissionEnforcement
-    is on. Pods: create, delete, get, list, watch. PVCs: create, delete, get, list.
+    is on. Pods: create, delete, get, list, watch. PVCs: create, delete, get, list, watch (a
+    wiped volume is waited for with a watch).
     Services and ServiceExports: create (an existing one is left alone). Events: create.
     """
     return [
@@ -32,7 +33,7 @@ def member_rules() -> list[Doc]:
         _rule([GROUP], ["xlineclusters/status"], ["get", "patch"]),
         _rule([GROUP], ["xlineclusters/finalizers"], ["update"]),
         _rule([""], ["pods"], ["create", "delete", "get", "list", "watch"]),
-        _rule([""], ["persistentvolumeclaims"], ["create", "delete", "get", "list"]),
+        _rule([""], ["persistentvolumeclaims"], ["create", "delete", "get", "list", "watch"]),
         _rule([""], ["services"], ["create"]),
         _rule([MCS_GROUP], ["serviceexports"], ["create"]),
         _rule([""], ["events"], ["create"]),

@@ -10,8 +10,6 @@ their own operator).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -202,15 +200,21 @@ class KubernetesPlatform:
     async def _wait_pod_gone(
         self, member: str, *, only_if_terminating: bool = False, timeout: float = 60.0
     ) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pod = await self._read_pod(member)
-            if pod is None:
-                return
-            if only_if_terminating and pod.metadata.deletion_timestamp is None:
-                return
-            await asyncio.sleep(0.2)
-        raise TimeoutError(f"pod {member} did not go away within {timeout:.0f}s")
+        """Until the pod is deleted (or, with `only_if_terminating`, until it is gone or
+        not being deleted), woken by a watch on it."""
+        try:
+            await objects.wait_deleted(
+                lambda: self._read_pod(member),
+                self.core.list_namespaced_pod,
+                self.namespace,
+                member,
+                timeout=timeout,
+                until=(lambda pod: pod.metadata.deletion_timestamp is None)
+                if only_if_terminating
+                else (lambda pod: False),
+            )
+        except TimeoutError:
+            raise TimeoutError(f"pod {member} did not go away within {timeout:.0f}s") from None
 
     async def stop(self, member: str) -> None:
         try:
@@ -233,15 +237,23 @@ class KubernetesPlatform:
                 await self.core.delete_namespaced_persistent_volume_claim(name, self.namespace)
         except ObjectNotFound:
             return
-        deadline = time.monotonic() + 60.0
-        while time.monotonic() < deadline:
-            try:
-                with translated(f"reading PVC {name}"):
-                    await self.core.read_namespaced_persistent_volume_claim(name, self.namespace)
-            except ObjectNotFound:
-                return
-            await asyncio.sleep(0.2)
-        raise TimeoutError(f"PVC {name} was not deleted within 60s")
+        try:
+            await objects.wait_deleted(
+                lambda: self._read_pvc(name),
+                self.core.list_namespaced_persistent_volume_claim,
+                self.namespace,
+                name,
+                timeout=60.0,
+            )
+        except TimeoutError:
+            raise TimeoutError(f"PVC {name} was not deleted within 60s") from None
+
+    async def _read_pvc(self, name: str) -> Any | None:
+        try:
+            with translated(f"reading PVC {name}"):
+                return await self.core.read_namespaced_persistent_volume_claim(name, self.namespace)
+        except ObjectNotFound:
+            return None
 
     async def ensure_service(self) -> None:
         """The headless Service and its ServiceExport (where the MCS CRD is installed),
