@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from tests.property.invariants import all_invariants
-from tests.property.simulator import Sim, make_desired
+from tests.support.simulation.invariants import all_invariants
+from tests.support.simulation.simulator import Sim, make_desired
 from xlinefed.api.engines import Engine
 from xlinefed.api.models import XlineFederation
 from xlinefed.planner import (
