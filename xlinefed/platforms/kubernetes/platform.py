@@ -44,6 +44,12 @@ def _guard_found_data_lost(pod: Any) -> bool:
     return False
 
 
+def _started_at(pod: Any | None) -> float | None:
+    """When the kubelet started the pod (whole seconds), as wall-clock seconds."""
+    started = pod.status.start_time if pod is not None and pod.status is not None else None
+    return started.timestamp() if started is not None else None
+
+
 class KubernetesPlatform:
     def __init__(
         self,
@@ -121,6 +127,7 @@ class KubernetesPlatform:
             has_data=member in self._pvcs and not _guard_found_data_lost(pod),
             revision=annotations.get(manifests.ANNOTATION_REVISION),
             version=annotations.get(manifests.ANNOTATION_VERSION),
+            started_at=_started_at(pod),
         )
 
     async def formed(self) -> bool:

@@ -254,6 +254,7 @@ class LocalPlatform:
             and has_consensus_data(self.federation.spec.engine, self.dir.data_dir(member)),
             revision=process.revision if process else None,
             version=process.version if process else None,
+            started_at=(process.started_at or None) if process else None,
         )
 
     async def formed(self) -> bool:
