@@ -97,27 +97,50 @@ class Candidate:
 
 
 def choose_source(candidates: Sequence[Candidate], max_lag: int = 1000) -> Candidate | None:
-    """The member to snapshot: a healthy follower in a cluster that is not the leader's,
-    else a follower in the leader's cluster, else the leader (a snapshot loads the member
-    it is taken from; the leader also carries every write). Among equals, the one furthest
-    ahead, then by name. Followers more than `max_lag` entries behind the leader come
-    after every caught-up member; learners and members that report errors are never used."""
+    """The member to snapshot: a healthy, caught-up follower in a cluster that is not the
+    leader's, else a follower in the leader's cluster, else the leader itself (a snapshot
+    loads the member it is taken from, and the leader carries every write). Among equals,
+    the one furthest ahead, then by name. Never a learner, a member that reports errors
+    (alarms), one that did not answer, or a follower more than `max_lag` entries behind
+    the leader; and nobody when no answering member is the leader (no quorum seen: a
+    snapshot then could silently miss acknowledged writes)."""
     usable = [c for c in candidates if c.answered and not c.is_learner and not c.errors]
     leader = next((c for c in usable if c.is_leader), None)
-    if not usable:
+    if leader is None:
         return None
+    caught_up = [c for c in usable if leader.applied_index - c.applied_index <= max_lag]
 
     def rank(c: Candidate) -> tuple[int, int, str]:
-        behind = leader is not None and leader.applied_index - c.applied_index > max_lag
         if c.is_leader:
             group = 2
-        elif leader is not None and c.cluster == leader.cluster:
+        elif c.cluster == leader.cluster:
             group = 1
         else:
             group = 0
-        return (group + (3 if behind else 0), -c.applied_index, c.name)
+        return (group, -c.applied_index, c.name)
 
-    return min(usable, key=rank)
+    return min(caught_up, key=rank)
+
+
+def no_source_reason(candidates: Sequence[Candidate], max_lag: int = 1000) -> str:
+    """Why `choose_source` found nobody, member by member (for the error message)."""
+    leader = next((c for c in candidates if c.answered and c.is_leader), None)
+    reasons = []
+    for c in sorted(candidates, key=lambda c: c.name):
+        if not c.answered:
+            why = "did not answer"
+        elif c.is_learner:
+            why = "is a learner"
+        elif c.errors:
+            why = "reports " + "; ".join(c.errors)
+        elif leader is None:
+            why = "answered, but no answering member is the leader"
+        elif leader.applied_index - c.applied_index > max_lag:
+            why = f"is {leader.applied_index - c.applied_index} entries behind the leader"
+        else:
+            why = "usable"
+        reasons.append(f"{c.name} {why}")
+    return ", ".join(reasons) or "no members"
 
 
 # --------------------------------------------------------------------------- schedule
@@ -152,13 +175,15 @@ def next_attempt(
     failures: int,
     now: datetime,
 ) -> datetime:
-    """When the next backup attempt is due: the schedule's next run, or sooner when the
-    last attempt failed (then after the back-off). `last_run` is the last attempt that the
-    schedule counted (success or first failure of a run)."""
-    scheduled = next_scheduled(schedule, last_run, now)
+    """When the next backup attempt is due. `last_run` is the start of the last run the
+    schedule made (its first attempt; retries do not move it). After `failures`
+    consecutive failures the next attempt is a retry after the back-off, but never later
+    than the schedule's next run counted from the failure (a long back-off does not
+    skip scheduled runs; a short schedule retries at its own pace)."""
     if failures and last_failure is not None:
-        return min(scheduled, last_failure + timedelta(seconds=retry_delay(failures)))
-    return scheduled
+        retry = last_failure + timedelta(seconds=retry_delay(failures))
+        return min(retry, next_scheduled(schedule, last_failure, now))
+    return next_scheduled(schedule, last_run, now)
 
 
 # --------------------------------------------------------------------------- retention
@@ -190,15 +215,13 @@ def to_prune(
     for index, backup in enumerate(complete):
         if index == 0:
             continue
-        if retention.count is not None and index >= retention.count:
-            doomed.append(backup)
-        elif retention.max_age_seconds is not None and now - backup.taken_at > timedelta(
+        too_many = retention.count is not None and index >= retention.count
+        too_old = retention.max_age_seconds is not None and now - backup.taken_at > timedelta(
             seconds=retention.max_age_seconds
-        ):
+        )
+        if too_many or too_old:
             doomed.append(backup)
-    leftovers = [
-        b for b in backups if not b.sha256 and now - b.taken_at > INCOMPLETE_GRACE
-    ]
+    leftovers = [b for b in backups if not b.sha256 and now - b.taken_at > INCOMPLETE_GRACE]
     return sorted((b.key for b in [*doomed, *leftovers]), key=str)
 
 

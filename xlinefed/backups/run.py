@@ -25,6 +25,7 @@ from xlinefed.api.models import BackupDestination, BackupRetention
 from xlinefed.backups import policy
 from xlinefed.backups.store import ObjectStore, StoreError
 from xlinefed.consensus.client import ConsensusClient, EndpointStatus
+from xlinefed.consensus.errors import ConsensusError
 from xlinefed.logs import get_logger
 
 log = get_logger(__name__)
@@ -99,29 +100,29 @@ def _rfc3339(moment: datetime) -> str:
 
 async def _observe(
     client: ConsensusClient, members: Sequence[MemberAddress]
-) -> tuple[list[policy.Candidate], dict[str, EndpointStatus]]:
+) -> list[policy.Candidate]:
     statuses = await client.statuses([m.client_url for m in members])
     candidates = []
-    answered: dict[str, EndpointStatus] = {}
     for m in members:
         s = statuses[m.client_url]
         if isinstance(s, EndpointStatus):
-            answered[m.name] = s
             candidates.append(
                 policy.Candidate(
                     m.name,
                     m.cluster,
                     m.client_url,
-                    True,
-                    s.is_learner,
-                    s.is_leader,
-                    s.raft_applied_index,
-                    s.errors,
+                    answered=True,
+                    is_learner=s.is_learner,
+                    is_leader=s.is_leader,
+                    applied_index=s.raft_applied_index,
+                    errors=s.errors,
                 )
             )
         else:
-            candidates.append(policy.Candidate(m.name, m.cluster, m.client_url, False, False, False, 0))
-    return candidates, answered
+            candidates.append(
+                policy.Candidate(m.name, m.cluster, m.client_url, False, False, False, 0)
+            )
+    return candidates
 
 
 async def take_backup(
@@ -146,16 +147,21 @@ async def take_backup(
     clock = time.monotonic()
     store = target.store()
     async with ConsensusClient([m.client_url for m in members]) as client:
-        candidates, answered = await _observe(client, members)
+        candidates = await _observe(client, members)
         source = policy.choose_source(candidates)
         if source is None:
             raise BackupError(
-                f"no member of '{federation}' can be backed up: none answered as a healthy "
-                f"voter ({', '.join(c.name for c in candidates)}); see `xlinefed local status`"
+                f"no member of '{federation}' can be backed up: "
+                f"{policy.no_source_reason(candidates)}; see `xlinefed local status`"
             )
         # The revision right before the stream: every write at or below it is included.
-        status = await client.status(source.endpoint)
-        member_list = await client.member_list_at(source.endpoint)
+        try:
+            status = await client.status(source.endpoint)
+            member_list = await client.member_list_at(source.endpoint)
+        except ConsensusError as error:
+            raise BackupError(
+                f"{source.name} stopped answering before its snapshot: {error}"
+            ) from None
         listed = {m.name or f"unstarted-{m.id:x}": m.id for m in member_list}
         metadata = {
             policy.META_FEDERATION: federation,
@@ -186,7 +192,7 @@ async def take_backup(
             )
         except StoreError:
             raise
-        except Exception as error:
+        except (ConsensusError, OSError) as error:
             raise BackupError(
                 f"snapshot of {source.name} failed ({type(error).__name__}: {error}); "
                 "the upload was aborted and earlier backups are untouched"
@@ -211,9 +217,9 @@ async def take_backup(
     )
 
 
-def _stored(info_key: str, size: int, metadata: Mapping[str, str], modified: datetime) -> (
-    policy.StoredBackup | None
-):
+def _stored(
+    info_key: str, size: int, metadata: Mapping[str, str], modified: datetime
+) -> policy.StoredBackup | None:
     parsed = policy.parse_key(info_key)
     if parsed is None:
         return None

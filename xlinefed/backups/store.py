@@ -15,6 +15,7 @@ translated here into `StoreError` with what to do about them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -217,7 +218,8 @@ class ObjectStore:
         except BaseException:
             if sending is not None and not sending.done():
                 sending.cancel()
-            try:
+            # The store may be down: then it has nothing committed under this key anyway.
+            with contextlib.suppress(StoreError):
                 await self._call(
                     what,
                     self._client.abort_multipart_upload,
@@ -225,8 +227,6 @@ class ObjectStore:
                     Key=key,
                     UploadId=upload_id,
                 )
-            except StoreError:
-                pass  # the store is down: it has nothing committed under this key anyway
             raise
         sha256 = digest.hexdigest()
         # The commit: the same object, now with its checksum. Until this lands the object

@@ -95,12 +95,25 @@ def restore_dir(directory: FederationDir) -> Path:
     return directory.path / "restore"
 
 
+class BackupBusy(RuntimeError):
+    """Another backup of this federation is running (the CLI's or the controller's)."""
+
+
 @contextlib.contextmanager
 def backup_lock(directory: FederationDir) -> Iterator[None]:
-    """One backup at a time per federation, across the CLI and the controller."""
+    """One backup at a time per federation, across the CLI and the controller. Never
+    waits: the controller's event loop must not block, and a second backup that waited
+    would only copy the same data again."""
     directory.path.mkdir(parents=True, exist_ok=True)
-    with (directory.path / "backup.lock").open("w") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
+    with (directory.path / "backup.lock").open("a+") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupBusy(
+                f"another backup of '{directory.name}' is running (the controller's schedule "
+                "or another `xlinefed local backup`); wait for it, see `xlinefed local "
+                f"status {directory.name}`"
+            ) from None
         yield
 
 
@@ -176,10 +189,9 @@ async def backup_now(
     started = datetime.now(UTC)
     with backup_lock(directory):
         state = BackupState.read(directory)
-        if scheduled:
+        if scheduled and not state.consecutive_failures:
             # The schedule counts from a run's first attempt, not from its retries.
-            if not state.consecutive_failures:
-                state.last_scheduled_run = _rfc3339(started)
+            state.last_scheduled_run = _rfc3339(started)
         try:
             result = await take_backup(
                 federation.name,
@@ -251,7 +263,9 @@ async def schedule_loop(directory: FederationDir, stopping: asyncio.Event) -> No
                 if due is not None:
                     delay = min(SCHEDULE_POLL, max(0.0, (due - datetime.now(UTC)).total_seconds()))
         except Exception as error:
-            log.exception("backup schedule pass failed", federation=directory.name, error=str(error))
+            log.exception(
+                "backup schedule pass failed", federation=directory.name, error=str(error)
+            )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=max(delay, 0.05))
 
@@ -264,17 +278,6 @@ def restore_target(federation: XlineFederation) -> Target:
     credentials when set, else the AWS environment."""
     spec = federation.spec.backup
     return Target.of(spec.destination) if spec else Target("")
-
-
-def fetched(directory: FederationDir, uri: str) -> Manifest | None:
-    """The verified backup already fetched for `uri`, if its file is still whole."""
-    manifest = Manifest.read(restore_dir(directory) / "manifest.json")
-    snapshot = restore_dir(directory) / "snapshot.db"
-    if manifest is None or manifest.uri_requested != uri:  # type: ignore[attr-defined]
-        return None
-    if not snapshot.exists() or snapshot.stat().st_size != manifest.size:
-        return None
-    return manifest
 
 
 async def fetch(
