@@ -209,7 +209,7 @@ def test_next_scheduled(
 
 @pytest.mark.parametrize(
     ("failures", "delay"),
-    [(0, 0.0), (1, 5.0), (2, 10.0), (3, 20.0), (4, 40.0), (6, 160.0), (7, 300.0), (50, 300.0)],
+    [(0, 0.0), (1, 2.0), (2, 4.0), (3, 8.0), (4, 16.0), (8, 256.0), (9, 300.0), (50, 300.0)],
 )
 def test_retry_backoff_doubles_up_to_a_cap(failures: int, delay: float) -> None:
     assert policy.retry_delay(failures) == delay
@@ -219,20 +219,20 @@ ATTEMPT_CASES = [
     # (name, schedule, last run, last failure, failures, expected)
     ("no failure: the schedule", "@every 1h", T0, None, 0, T0 + timedelta(hours=1)),
     (
-        "first failure: 5 s later",
+        "first failure: 2 s later",
         "@every 1h",
         T0,
         T0 + timedelta(seconds=1),
         1,
-        T0 + timedelta(seconds=6),
+        T0 + timedelta(seconds=3),
     ),
     (
-        "third failure: 20 s later",
+        "third failure: 8 s later",
         "@every 1h",
         T0,
         T0 + timedelta(seconds=30),
         3,
-        T0 + timedelta(seconds=50),
+        T0 + timedelta(seconds=38),
     ),
     (
         "a long back-off never skips the schedule's next run",
@@ -248,7 +248,7 @@ ATTEMPT_CASES = [
         T0,
         T0 + timedelta(seconds=2),
         2,
-        T0 + timedelta(seconds=12),
+        T0 + timedelta(seconds=6),
     ),
     (
         "a failure with no time recorded: the schedule",
@@ -277,6 +277,19 @@ def test_next_attempt(
         schedule, last_run=last_run, last_failure=last_failure, failures=failures, now=T0
     )
     assert got == expected
+
+
+def test_a_cron_schedule_that_never_ran_fires_at_its_first_planned_time() -> None:
+    first = policy.next_attempt(
+        "*/15 * * * *", last_run=None, last_failure=None, failures=0, now=T0
+    )
+    assert first == T0 + timedelta(minutes=15)
+    later = T0 + timedelta(minutes=15, seconds=1)
+    # Asked again after that time passed, with what it said before: due (in the past).
+    again = policy.next_attempt(
+        "*/15 * * * *", last_run=None, last_failure=None, failures=0, now=later, planned=first
+    )
+    assert again == first <= later
 
 
 # --------------------------------------------------------------------------- retention

@@ -146,7 +146,7 @@ def no_source_reason(candidates: Sequence[Candidate], max_lag: int = 1000) -> st
 # --------------------------------------------------------------------------- schedule
 
 #: Retry back-off after a failed backup: first delay and cap, seconds.
-RETRY_INITIAL = 5.0
+RETRY_INITIAL = 2.0
 RETRY_MAX = 300.0
 
 
@@ -174,15 +174,22 @@ def next_attempt(
     last_failure: datetime | None,
     failures: int,
     now: datetime,
+    planned: datetime | None = None,
 ) -> datetime:
     """When the next backup attempt is due. `last_run` is the start of the last run the
-    schedule made (its first attempt; retries do not move it). After `failures`
-    consecutive failures the next attempt is a retry after the back-off, but never later
-    than the schedule's next run counted from the failure (a long back-off does not
-    skip scheduled runs; a short schedule retries at its own pace)."""
+    schedule made (its first attempt; retries do not move it). `planned` is the time
+    this function returned before for the same schedule, if any: a cron schedule that
+    never ran keeps its first planned time once `now` passes it (else "the next match
+    after now" would move forward forever and never fire).
+
+    After `failures` consecutive failures the next attempt is a retry after the back-off,
+    but never later than the schedule's next run counted from the failure (a long
+    back-off does not skip scheduled runs; a short schedule retries at its own pace)."""
     if failures and last_failure is not None:
         retry = last_failure + timedelta(seconds=retry_delay(failures))
         return min(retry, next_scheduled(schedule, last_failure, now))
+    if last_run is None and planned is not None:
+        return planned
     return next_scheduled(schedule, last_run, now)
 
 

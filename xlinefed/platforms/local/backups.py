@@ -19,12 +19,14 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from xlinefed.api.engines import Engine
 from xlinefed.api.models import BackupStatus, XlineFederation
 from xlinefed.backups import policy
 from xlinefed.backups.run import (
@@ -34,6 +36,7 @@ from xlinefed.backups.run import (
     MemberAddress,
     RestoreError,
     Target,
+    etcdctl_binary,
     fetch_verified,
     prune,
     restore_data_dir,
@@ -41,7 +44,6 @@ from xlinefed.backups.run import (
 )
 from xlinefed.backups.store import StoreError
 from xlinefed.logs import get_logger
-from xlinefed.platforms.local.platform import loopback_url
 from xlinefed.platforms.local.state import FederationDir, read_json, write_atomic
 
 log = get_logger(__name__)
@@ -68,9 +70,11 @@ class BackupState:
     last_failure: str | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
-    #: Start of the last attempt the schedule made (its next run counts from here).
+    #: Start of the last run the schedule made (its next run counts from here).
     last_scheduled_run: str | None = None
     next_run: str | None = None
+    #: The schedule `next_run` was computed for (a changed schedule plans afresh).
+    planned_for: str | None = None
     kept: int | None = None
 
     @classmethod
@@ -83,8 +87,8 @@ class BackupState:
         write_atomic(backup_state_path(directory), json.dumps(asdict(self), indent=2))
 
     def status(self) -> BackupStatus:
-        data = {k: v for k, v in asdict(self).items() if k != "last_scheduled_run"}
-        return BackupStatus(**data)
+        internal = {"last_scheduled_run", "planned_for"}
+        return BackupStatus(**{k: v for k, v in asdict(self).items() if k not in internal})
 
 
 def backup_state_path(directory: FederationDir) -> Path:
@@ -129,6 +133,8 @@ def status_document(directory: FederationDir) -> dict[str, Any] | None:
 
 def members_of(directory: FederationDir) -> list[MemberAddress]:
     """Members the controller last reported, with their client URLs."""
+    from xlinefed.platforms.local.platform import loopback_url  # platform imports us
+
     status = directory.read_status() or {}
     ports = directory.read_facts().ports
     return [
@@ -175,6 +181,10 @@ def _record_failure(state: BackupState, error: Exception, now: datetime) -> Back
     )
 
 
+#: What a backup attempt may fail with; anything else is a bug and propagates.
+FAILURES = (BackupError, StoreError, RestoreError, OSError, ValueError)
+
+
 async def backup_now(
     directory: FederationDir,
     *,
@@ -183,9 +193,10 @@ async def backup_now(
     on_progress: Callable[[int, int | None], None] = lambda _s, _t: None,
 ) -> BackupResult:
     """Take one backup now (on demand, or the schedule's), record it in backup.json, and
-    prune by retention when the spec has a retention policy for this destination."""
+    prune by retention when it went to the spec's destination. Raises BackupBusy when
+    another backup of this federation runs, or one of FAILURES (then recorded: the
+    failure count, its time and message; earlier backups are untouched)."""
     federation = directory.read_spec()
-    target = target_of(federation, to)
     started = datetime.now(UTC)
     with backup_lock(directory):
         state = BackupState.read(directory)
@@ -193,6 +204,7 @@ async def backup_now(
             # The schedule counts from a run's first attempt, not from its retries.
             state.last_scheduled_run = _rfc3339(started)
         try:
+            target = target_of(federation, to)
             result = await take_backup(
                 federation.name,
                 federation.spec.engine,
@@ -201,8 +213,16 @@ async def backup_now(
                 target,
                 on_progress=on_progress,
             )
-        except (BackupError, StoreError, RestoreError, OSError) as error:
-            _record_failure(state, error, datetime.now(UTC)).write(directory)
+        except FAILURES as error:
+            failed = _record_failure(state, error, datetime.now(UTC))
+            failed.write(directory)
+            log.warning(
+                "backup failed",
+                federation=federation.name,
+                scheduled=scheduled,
+                failures=failed.consecutive_failures,
+                error=str(error),
+            )
             raise
         spec = federation.spec.backup
         if spec is not None and to is None:
@@ -212,12 +232,30 @@ async def backup_now(
                 )
                 result = replace(result, pruned=tuple(pruned), kept=kept)
             except StoreError as error:
-                log.warning("retention failed; kept every backup", error=str(error))
+                log.warning(
+                    "retention failed; kept every backup",
+                    federation=federation.name,
+                    error=str(error),
+                )
         _record_success(state, result).write(directory)
+        log.info(
+            "backup recorded",
+            federation=federation.name,
+            scheduled=scheduled,
+            uri=result.uri,
+            member=result.member,
+            revision=result.revision,
+            size=result.size,
+            seconds=round(result.duration, 3),
+            sha256=result.sha256,
+            pruned=len(result.pruned),
+            kept=result.kept,
+        )
         return result
 
 
-def _due(federation: XlineFederation, state: BackupState, now: datetime) -> datetime | None:
+def due(federation: XlineFederation, state: BackupState, now: datetime) -> datetime | None:
+    """When the schedule's next attempt is due (None: no schedule)."""
     spec = federation.spec.backup
     if spec is None or spec.schedule is None:
         return None
@@ -227,45 +265,61 @@ def _due(federation: XlineFederation, state: BackupState, now: datetime) -> date
         last_failure=_parse(state.last_failure),
         failures=state.consecutive_failures,
         now=now,
+        planned=_parse(state.next_run) if state.planned_for == spec.schedule else None,
     )
+
+
+def _plan(directory: FederationDir, schedule: str | None, when: datetime | None) -> None:
+    """Record the next run in backup.json (skipped while a backup holds the lock: it
+    rewrites the state when it ends, and the next pass plans again)."""
+    state = BackupState.read(directory)
+    text = _rfc3339(when) if when is not None else None
+    if state.next_run == text and state.planned_for == schedule:
+        return
+    with contextlib.suppress(BackupBusy), backup_lock(directory):
+        fresh = BackupState.read(directory)
+        fresh.next_run, fresh.planned_for = text, schedule
+        fresh.write(directory)
 
 
 #: Longest sleep of the schedule loop, seconds: a changed spec is seen this soon.
 SCHEDULE_POLL = 1.0
 
 
+async def schedule_pass(directory: FederationDir) -> float:
+    """One look at the schedule: take the backup if due. Returns seconds to sleep."""
+    federation = directory.read_spec()
+    spec = federation.spec.backup
+    schedule = spec.schedule if spec is not None else None
+    if schedule is None:
+        if backup_state_path(directory).exists():
+            _plan(directory, None, None)
+        return SCHEDULE_POLL
+    if not (directory.read_facts().formed and members_of(directory)):
+        return SCHEDULE_POLL  # nothing to back up yet
+    now = datetime.now(UTC)
+    when = due(federation, BackupState.read(directory), now)
+    assert when is not None
+    _plan(directory, schedule, when)
+    if when > now:
+        return min(SCHEDULE_POLL, (when - now).total_seconds())
+    with contextlib.suppress(BackupBusy, *FAILURES):  # recorded and logged by backup_now
+        await backup_now(directory, scheduled=True)
+    after = due(federation, BackupState.read(directory), datetime.now(UTC))
+    _plan(directory, schedule, after)
+    return 0.0
+
+
 async def schedule_loop(directory: FederationDir, stopping: asyncio.Event) -> None:
     """Run scheduled backups until `stopping` is set (the controller's second task)."""
     while not stopping.is_set():
-        delay = SCHEDULE_POLL
         try:
-            federation = directory.read_spec()
-            state = BackupState.read(directory)
-            now = datetime.now(UTC)
-            due = _due(federation, state, now)
-            if due is not None and (directory.read_facts().formed and members_of(directory)):
-                if due <= now:
-                    try:
-                        await backup_now(directory, scheduled=True)
-                    except (BackupError, StoreError, RestoreError, OSError) as error:
-                        log.warning(
-                            "scheduled backup failed; retrying with back-off",
-                            federation=directory.name,
-                            error=str(error),
-                        )
-                    state = BackupState.read(directory)
-                    due = _due(federation, state, datetime.now(UTC))
-                if due is not None and state.next_run != _rfc3339(due):
-                    with backup_lock(directory):
-                        fresh = BackupState.read(directory)
-                        fresh.next_run = _rfc3339(due)
-                        fresh.write(directory)
-                if due is not None:
-                    delay = min(SCHEDULE_POLL, max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            delay = await schedule_pass(directory)
         except Exception as error:
             log.exception(
                 "backup schedule pass failed", federation=directory.name, error=str(error)
             )
+            delay = SCHEDULE_POLL
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=max(delay, 0.05))
 
@@ -343,3 +397,32 @@ async def restore_member(
         peer_url=peer_url,
     )
     os.sync()
+
+
+def prepare_restore(
+    root: Path,
+    federation: XlineFederation,
+    on_progress: Callable[[int, int | None], None] = lambda _g, _t: None,
+) -> Manifest | None:
+    """Before `up` writes the spec of a federation with spec.fromBackup: download the
+    backup and verify it (size and sha256 against its metadata, engine, revision). On any
+    failure nothing was started, and a federation that did not exist before leaves no
+    directory behind. None when there is nothing to restore (no fromBackup, or formed)."""
+    directory = FederationDir(root, federation.name)
+    if federation.spec.from_backup is None or directory.read_facts().formed:
+        return None
+    if federation.spec.engine is not Engine.ETCD:
+        raise RestoreError(
+            "restore is built for etcd only (Xline's `xlineutl snapshot restore` is not "
+            "wired yet); see docs/backup.md"
+        )
+    etcdctl_binary()  # refuse before downloading anything when it cannot be restored
+    existed = directory.path.exists()
+    try:
+        return asyncio.run(fetch(directory, federation, on_progress))
+    except BaseException:
+        if existed:
+            shutil.rmtree(restore_dir(directory), ignore_errors=True)
+        else:
+            shutil.rmtree(directory.path, ignore_errors=True)
+        raise
