@@ -26,6 +26,7 @@ from xlinefed.logs import get_logger
 from xlinefed.planner.model import Desired, Formation
 from xlinefed.planner.steps import StartMode
 from xlinefed.platforms.local import processes
+from xlinefed.platforms.local.backups import restore_member
 from xlinefed.platforms.local.state import (
     FederationDir,
     MemberProcess,
@@ -315,6 +316,22 @@ class LocalPlatform:
             )
         binary, exact = find_binary(spec.engine, spec.version)
         ports = self._ports(member)
+        if (
+            mode is StartMode.NEW
+            and spec.from_backup is not None
+            and not self.dir.read_facts().formed
+            and not has_consensus_data(spec.engine, self.dir.data_dir(member))
+        ):
+            # An initial member of a federation that starts from a backup: its data
+            # directory is the verified snapshot, restored with the new member list
+            # (`up` fetched and checked it before anything started).
+            await restore_member(
+                self.dir,
+                member,
+                initial_cluster=list(initial_cluster),
+                cluster_token=self._cluster_token(),
+                peer_url=self.peer_url(member),
+            )
         for pid in processes.find_by_argument(f"--data-dir={self.dir.data_dir(member)}"):
             orphan = processes.record_of(pid)
             if orphan is not None:
