@@ -15,7 +15,7 @@ from tests.api._examples import EXAMPLES, federation
 from xlinefed.api import crds
 from xlinefed.api.loading import parse
 from xlinefed.api.models import XlineFederation
-from xlinefed.topology import split
+from xlinefed.placement import split
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "deploy" / "crds"

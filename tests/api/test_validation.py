@@ -19,7 +19,7 @@ from tests.api._examples import EXAMPLES, federation
 from xlinefed.api.loading import load_cluster, load_federation_yaml, parse
 from xlinefed.api.models import XlineFederation
 from xlinefed.api.validation import Problem, SpecError, change_problems, warnings_for
-from xlinefed.topology import split
+from xlinefed.placement import split
 
 
 def _with(obj: dict[str, Any], mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from xlinefed.api.models import (
     XlineClusterSpec,
     XlineFederationSpec,
 )
+from xlinefed.topology import member_name, render_host
 
 TEMPLATE_PLACEHOLDERS = frozenset({"member", "cluster", "federation", "namespace", "ordinal"})
 REQUIRED_PLACEHOLDERS = frozenset({"member"})
@@ -61,10 +62,6 @@ class SpecError(ValueError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-def member_name(federation: str, cluster: str, ordinal: int) -> str:
-    return f"{federation}-{cluster}-{ordinal}"
-
-
 def template_fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 
@@ -94,14 +91,6 @@ def template_problems(spec: ConsensusTemplate) -> list[Problem]:
             )
         )
     return problems
-
-
-def render_host(
-    template: str, *, member: str, cluster: str, federation: str, namespace: str, ordinal: int
-) -> str:
-    return template.format(
-        member=member, cluster=cluster, federation=federation, namespace=namespace, ordinal=ordinal
-    )
 
 
 def topology_problems(

@@ -16,6 +16,7 @@ from xlinefed.install.tiers import (
     federation_operator_manifests,
     member_manifests,
 )
+from xlinefed.install.workloads import chart_pod_fields
 
 
 class _Dumper(yaml.SafeDumper):
@@ -77,6 +78,12 @@ def rendered_files() -> dict[str, str]:
     )
     files["charts/xlinefed-federation/files/rbac-rules.yaml"] = _chart_part(federation_rules())
     files["charts/xlinefed-member/files/rbac-rules.yaml"] = _chart_part(member_rules())
+    files["charts/xlinefed-federation/files/pod-fields.yaml"] = _chart_part(
+        chart_pod_fields(metrics=False)
+    )
+    files["charts/xlinefed-member/files/pod-fields.yaml"] = _chart_part(
+        chart_pod_fields(metrics=True)
+    )
     crd_texts = crds.rendered_files()
     for filename, text in crd_texts.items():
         files[f"crds/{filename}"] = text

@@ -76,6 +76,39 @@ def metrics_probe() -> Doc:
     }
 
 
+def liveness_probe() -> Doc:
+    """kopf answers /healthz while its event loop runs and its probes pass."""
+    return {
+        "httpGet": {"path": "/healthz", "port": "health"},
+        "initialDelaySeconds": 10,
+        "periodSeconds": 20,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+    }
+
+
+def health_readiness_probe() -> Doc:
+    return {
+        "httpGet": {"path": "/healthz", "port": "health"},
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+    }
+
+
+def chart_pod_fields(metrics: bool) -> Doc:
+    """The fixed pod fields a chart includes verbatim (`files/pod-fields.yaml`), so the
+    chart and the rendered manifests cannot drift. A probe that carries a chart value (the
+    member's metrics port) stays in the template."""
+    fields: Doc = {
+        "podSecurityContext": pod_security(),
+        "containerSecurityContext": container_security(),
+        "livenessProbe": liveness_probe(),
+    }
+    if not metrics:
+        fields["readinessProbe"] = health_readiness_probe()
+    return fields
+
+
 def container_security() -> Doc:
     return {
         "allowPrivilegeEscalation": False,
@@ -126,23 +159,12 @@ def deployment(
         ],
     }
     ports = [{"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}]
-    # kopf answers /healthz while its event loop runs and its probes pass.
-    container["livenessProbe"] = {
-        "httpGet": {"path": "/healthz", "port": "health"},
-        "initialDelaySeconds": 10,
-        "periodSeconds": 20,
-        "timeoutSeconds": 5,
-        "failureThreshold": 3,
-    }
+    container["livenessProbe"] = liveness_probe()
     if metrics:
         ports.append({"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
         container["readinessProbe"] = metrics_probe()
     else:
-        container["readinessProbe"] = {
-            "httpGet": {"path": "/healthz", "port": "health"},
-            "periodSeconds": 10,
-            "timeoutSeconds": 5,
-        }
+        container["readinessProbe"] = health_readiness_probe()
     container["ports"] = ports
     container["resources"] = resources()
     container["securityContext"] = container_security()
