@@ -8,7 +8,6 @@ error messages), which must come out exactly as written; styling is added with `
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -699,7 +698,6 @@ def render_federation(
 
 
 def main() -> None:
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     app()
 
 

@@ -68,3 +68,13 @@ def test_the_guard_image_is_a_setting_not_an_import_time_read() -> None:
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
     )
     assert imported.stdout.strip().startswith("xlinefed/operator:"), imported.stdout
+
+
+def test_the_metrics_address_is_a_setting_loopback_unless_told() -> None:
+    """The Deployment sets XLINEFED_METRICS_ADDRESS=0.0.0.0 so its Service can scrape the
+    pod; anywhere else metrics stay on loopback. Read once, in `build`, like the rest."""
+    assert MemberOperatorSettings.build(cluster_id="m", environ={}).metrics_address == ("127.0.0.1")
+    pod = MemberOperatorSettings.build(
+        cluster_id="m", environ={"XLINEFED_METRICS_ADDRESS": "0.0.0.0"}
+    )
+    assert pod.metrics_address == "0.0.0.0"

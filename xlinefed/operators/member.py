@@ -52,7 +52,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 60
     memo.api = await api_client(_settings(memo))
     if (port := _settings(memo).metrics_port) is not None:
-        metrics.serve(port)
+        metrics.serve(port, _settings(memo).metrics_address)
 
 
 @kopf.on.cleanup()

@@ -37,8 +37,10 @@ IDLE_INTERVAL = 1.0
 
 
 def controller_argv(root: Path, name: str) -> list[str]:
+    # -u: its log file shows each line as it is written.
     return [
         sys.executable,
+        "-u",
         "-m",
         "xlinefed.cli",
         "local",
