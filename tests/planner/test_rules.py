@@ -255,7 +255,7 @@ def test_an_engine_whose_members_do_not_restart_from_their_log_is_not_rolled():
 
 @pytest.mark.parametrize(
     ("started_ago", "asked_after"),
-    [(None, 0.2), (0.04, 0.05), (0.3, 0.15), (5.0, 0.2), (-3.0, 0.05)],
+    [(None, 0.2), (0.01, 0.02), (0.08, 0.04), (0.3, 0.15), (5.0, 0.2), (-3.0, 0.02)],
 )
 def test_a_member_coming_up_is_asked_again_at_half_the_time_it_has_been_starting(
     started_ago, asked_after

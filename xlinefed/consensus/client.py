@@ -427,6 +427,11 @@ class ConsensusClient:
     def endpoints(self) -> list[str]:
         return list(self._endpoints)
 
+    @property
+    def preferred_endpoint(self) -> str:
+        """Where the next call goes first: the endpoint that answered last."""
+        return self._endpoints[self._preferred]
+
     def set_endpoints(self, endpoints: Sequence[str]) -> None:
         """Replace the endpoint list (after members were added or removed)."""
         _check_endpoints(endpoints)

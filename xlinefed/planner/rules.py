@@ -48,7 +48,7 @@ SOON = 0.2
 #: The soonest we ask again: right after a start, a member's readiness is checked at
 #: half the time it has been starting so far (so the wait overshoots its real start by
 #: at most half), never sooner than this and never later than SOON.
-SOONEST = 0.05
+SOONEST = 0.02
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ resolves to loopback: its URLs are `http://127.0.0.1:<port>`.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -28,6 +29,7 @@ from xlinefed.planner.steps import StartMode
 from xlinefed.platforms.local import processes
 from xlinefed.platforms.local.backups import restore_member
 from xlinefed.platforms.local.state import (
+    Facts,
     FederationDir,
     MemberProcess,
     Ports,
@@ -156,12 +158,30 @@ class LocalPlatform:
         #: (pid, start ticks) of a member process → what its output said so far, and how
         #: far it has been read (each look reads only what was written since the last).
         self._output: dict[tuple[int, int], _Output] = {}
+        self._ports_text: bytes | None = None
+        self._ports_seen: dict[str, Ports] = {}
 
     # --- addresses
+    def _known_ports(self) -> dict[str, Ports]:
+        """Every member's ports as facts.json says now, parsed again only when its text
+        changed: an observation asks for each member's URLs many times, and parsing the
+        file each time cost a third of an observation (bench/scale_out.py)."""
+        try:
+            text = (self.dir.path / "facts.json").read_bytes()
+        except FileNotFoundError:
+            return {}
+        if text != self._ports_text:
+            self._ports_seen = dict(Facts.from_json(json.loads(text)).ports)
+            self._ports_text = text
+        return self._ports_seen
+
     def _ports(self, member: str) -> Ports:
+        wants_metrics = bool(profile(self.federation.spec.engine).loopback_metrics_args)
+        known = self._known_ports().get(member)
+        if known is not None and (known.metrics is not None or not wants_metrics):
+            return known
         facts = self.dir.read_facts()
         ports = facts.ports.get(member)
-        wants_metrics = bool(profile(self.federation.spec.engine).loopback_metrics_args)
         if ports is not None and (ports.metrics is not None or not wants_metrics):
             return ports
         taken = _ports_of_every_federation(self.dir.path.parent) | {
