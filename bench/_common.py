@@ -35,7 +35,12 @@ from tests.support.xline import XLINE_VERSION
 from xlinefed.api.engines import Engine
 from xlinefed.api.loading import parse
 from xlinefed.api.models import XlineFederation
-from xlinefed.consensus.client import ClientSettings, ConsensusClient, EndpointStatus
+from xlinefed.consensus.client import (
+    ChannelPool,
+    ClientSettings,
+    ConsensusClient,
+    EndpointStatus,
+)
 from xlinefed.executor import Executor
 from xlinefed.logs import configure
 from xlinefed.planner import Done, Wait
@@ -258,6 +263,8 @@ class InProcessFederation:
         self._tmp = tempfile.TemporaryDirectory(prefix="xlinefed-bench-")
         self.dir = FederationDir(Path(self._tmp.name), federation.name)
         self.platform = LocalPlatform(self.dir, federation)
+        # Kept across passes, as the local controller keeps them.
+        self.channels = ChannelPool()
 
     @property
     def name(self) -> str:
@@ -274,7 +281,7 @@ class InProcessFederation:
         return [self.platform.client_url(m) for m in self.members()]
 
     def executor(self) -> Executor:
-        return Executor(self.platform, self.name, self.holder)
+        return Executor(self.platform, self.name, self.holder, channels=self.channels)
 
     def set_spec(self, federation: XlineFederation) -> None:
         """A new desired spec: what `xlinefed local upgrade/scale` writes."""
@@ -302,6 +309,7 @@ class InProcessFederation:
 
     async def close(self) -> None:
         """Stop every member process we started (each one, even if another fails)."""
+        await self.channels.close()
         failures: list[str] = []
         for member in self.dir.members_on_disk():
             try:

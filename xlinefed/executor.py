@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from xlinefed.consensus import errors
 from xlinefed.consensus.client import (
+    ChannelPool,
     ClientSettings,
     ConsensusClient,
     EndpointStatus,
@@ -132,6 +133,9 @@ class Executor:
     #: The planner's `now` (compared with times recorded in specs and in the store).
     wall_clock: Callable[[], float] = time.time
     _lock_ttl: int = field(default=10)
+    #: Channels kept open across passes by whoever runs the passes (the local controller,
+    #: the member operator); None: every client opens and closes its own.
+    channels: ChannelPool | None = None
 
     # --- observation ---------------------------------------------------------------
     def _endpoints(self, names: Sequence[str]) -> list[str]:
@@ -164,7 +168,9 @@ class Executor:
                 rpc_timeout=self.request_timeout / 3, retry_deadline=self.request_timeout
             )
             timeout = self.request_timeout / 3
-            async with ConsensusClient(self._endpoints(probe), settings=settings) as client:
+            async with ConsensusClient(
+                self._endpoints(probe), settings=settings, pool=self.channels
+            ) as client:
                 unanswered = await self._statuses(client, probe, statuses, timeout)
                 other_lists = await self._other_lists(client, list(statuses), timeout)
                 await self._probe_unlisted(client, other_lists, names, peer_urls, statuses, timeout)
@@ -407,7 +413,9 @@ class Executor:
             phases[phase] = phases.get(phase, 0.0) + now - since
             return now
 
-        async with ConsensusClient(endpoints, timeout=self.request_timeout) as client:
+        async with ConsensusClient(
+            endpoints, timeout=self.request_timeout, pool=self.channels
+        ) as client:
             lock = MembershipLock(client, self.holder_id, ttl=self._lock_ttl)
             waited_from = self.clock()
             token = await lock.acquire(timeout=self.lock_timeout)
@@ -557,7 +565,9 @@ class Executor:
                 raise AssertionError(f"not an actionable step: {step}")
 
     def _client(self, snapshot: Snapshot) -> ConsensusClient:
-        return ConsensusClient(self._running_endpoints(snapshot), timeout=self.request_timeout)
+        return ConsensusClient(
+            self._running_endpoints(snapshot), timeout=self.request_timeout, pool=self.channels
+        )
 
     @staticmethod
     def _member_id(snapshot: Snapshot, name: str) -> int:

@@ -11,6 +11,7 @@ from tests.support.etcd_cluster import EtcdCluster
 from tests.support.wait import wait_until, wait_until_async
 from xlinefed.consensus import errors
 from xlinefed.consensus.client import (
+    ChannelPool,
     ConsensusClient,
     EndpointDown,
     EndpointStatus,
@@ -296,5 +297,54 @@ def test_retrying_retries_transient_errors_until_the_deadline() -> None:
         with pytest.raises(errors.MemberNotFound):
             await retrying(5.0, permanent, what="permanent")
         assert calls == 1
+
+    run(scenario())
+
+
+def test_a_pooled_channel_reaches_a_restarted_member_at_once(etcd_cluster: EtcdCluster) -> None:
+    """The executor's channels outlive a pass. A member that was down must be reached as
+    soon as it is back, as with a fresh channel: a pooled channel that failed is dropped,
+    not left in gRPC's reconnect backoff."""
+    pool = ChannelPool()
+    m3 = etcd_cluster.member("m3")
+
+    async def scenario() -> None:
+        try:
+            async with ConsensusClient([m3.client_url], pool=pool) as client:
+                first = await client.status(m3.client_url, timeout=2)
+            # The client closed; the pooled channel did not.
+            async with ConsensusClient([m3.client_url], pool=pool) as client:
+                assert (await client.status(m3.client_url, timeout=2)).member_id == first.member_id
+                etcd_cluster.stop_member("m3")
+                with pytest.raises(errors.Unavailable):
+                    await client.status(m3.client_url, timeout=2)
+                etcd_cluster.restart_member("m3")
+                # One attempt, no retries: it answers on the first try after the restart.
+                back = await client.status(m3.client_url, timeout=2)
+                assert back.member_id == first.member_id
+        finally:
+            await pool.close()
+
+    run(scenario())
+
+
+def test_a_fresh_client_is_not_held_back_by_another_clients_backoff(
+    etcd_cluster: EtcdCluster,
+) -> None:
+    """gRPC shares a connection between channels to one address unless told not to: a new
+    client (the next observation) to a member that just came back inherited the reconnect
+    backoff of an older client's channel (the writer's, the lock's) and failed at once.
+    Seen failing before `grpc.use_local_subchannel_pool`."""
+    m3 = etcd_cluster.member("m3")
+
+    async def scenario() -> None:
+        async with ConsensusClient([m3.client_url]) as older:
+            await older.status(m3.client_url, timeout=2)
+            etcd_cluster.stop_member("m3")
+            with pytest.raises(errors.Unavailable):
+                await older.status(m3.client_url, timeout=2)
+            etcd_cluster.restart_member("m3")
+            async with ConsensusClient([m3.client_url]) as fresh:
+                assert (await fresh.status(m3.client_url, timeout=2)).endpoint == m3.client_url
 
     run(scenario())

@@ -23,6 +23,7 @@ from xlinefed.api.models import (
     spec_hash,
 )
 from xlinefed.api.validation import SpecError
+from xlinefed.consensus.client import ChannelPool
 from xlinefed.executor import Executor, Outcome
 from xlinefed.logs import get_logger
 from xlinefed.operators import metrics, wakeups
@@ -51,6 +52,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = 20  # INFO and above become Kubernetes Events
     settings.watching.server_timeout = 60
     memo.api = await api_client(_settings(memo))
+    memo.channels = ChannelPool()
     if (port := _settings(memo).metrics_port) is not None:
         metrics.serve(port, _settings(memo).metrics_address)
 
@@ -59,6 +61,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if (api := memo.get("api")) is not None:
         await api.close()
+    if (channels := memo.get("channels")) is not None:
+        await channels.close()
 
 
 def _mine(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
@@ -120,7 +124,12 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
             await objects.patch_status(api, PLURAL, namespace, name, objects.status_patch(refused))
         return 10.0
     platform = KubernetesPlatform(api, resource, guard_image=settings.guard_image)
-    executor = Executor(platform, resource.spec.federation, holder_id=f"member-{cluster_id}")
+    executor = Executor(
+        platform,
+        resource.spec.federation,
+        holder_id=f"member-{cluster_id}",
+        channels=memo.get("channels"),
+    )
     desired = desired_from(resource, scope=frozenset({cluster_id}))
     try:
         await platform.ensure_service()

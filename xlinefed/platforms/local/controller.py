@@ -20,6 +20,7 @@ from typing import Any
 from xlinefed.api.conditions import observation_failed
 from xlinefed.api.models import ConsensusStatus, XlineFederation
 from xlinefed.api.validation import SpecError
+from xlinefed.consensus.client import ChannelPool
 from xlinefed.executor import Executor, Outcome
 from xlinefed.logs import configure, get_logger
 from xlinefed.planner import Done
@@ -130,6 +131,7 @@ async def run(root: Path, name: str) -> int:
     log.info("controller started", federation=name, pid=os.getpid())
     # Scheduled backups beside the reconcile loop: a long upload never delays a step.
     backups = asyncio.create_task(schedule_loop(directory, stopping), name="backups")
+    channels = ChannelPool()
     while not stopping.is_set():
         delay = IDLE_INTERVAL
         if directory.read_controller() != record:
@@ -137,7 +139,7 @@ async def run(root: Path, name: str) -> int:
         try:
             federation = directory.read_spec()
             platform = LocalPlatform(directory, federation)
-            executor = Executor(platform, federation.name, holder)
+            executor = Executor(platform, federation.name, holder, channels=channels)
             outcome = await executor.reconcile_once(desired_from(federation))
             directory.write_status(
                 _status_document(directory, federation, platform, outcome, outcome.error, started)
@@ -173,6 +175,7 @@ async def run(root: Path, name: str) -> int:
         if delay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=delay)
+    await channels.close()
     with contextlib.suppress(Exception):
         await backups
     log.info("controller stopped", federation=name)
