@@ -226,7 +226,12 @@ async def drive(executor: Executor, federation: XlineFederation, timeout: float)
         began = time.monotonic()
         outcome = await executor.reconcile_once(desired)
         ended = time.monotonic()
-        what = outcome.step.describe() if outcome.applied else f"wait: {outcome.step.describe()}"
+        if outcome.applied:
+            what = outcome.step.describe()
+        elif outcome.error:
+            what = f"failed: {outcome.step.describe()}: {outcome.error}"
+        else:
+            what = f"wait: {outcome.step.describe()}"
         result.timeline.append((began, ended, what))
         result.passes += 1
         for phase, seconds in outcome.phases.items():

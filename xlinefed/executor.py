@@ -381,8 +381,12 @@ class Executor:
                 phases["apply"] = self.clock() - applying
                 outcome = Outcome(step, snapshot, applied=True, phases=phases)
         except Exception as error:
-            log.warning("step failed", step=step.kind, member=step.member, error=str(error))
-            return Outcome(step, snapshot, applied=False, error=str(error), phases=phases)
+            log.warning(
+                "step failed", step=step.kind, member=step.member, error=str(error) or repr(error)
+            )
+            return Outcome(
+                step, snapshot, applied=False, error=str(error) or repr(error), phases=phases
+            )
         outcome.seconds = self.clock() - started
         if outcome.applied:
             log.info(
