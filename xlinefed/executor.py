@@ -442,6 +442,7 @@ class Executor:
                 mark = spent("observe", mark)
                 again = plan(desired, fresh.observed)
                 if again != step:
+                    log.info("the plan changed under the lock", planned=repr(step), now=repr(again))
                     return Outcome(again, fresh, applied=False, lock_wait=lock_wait, phases=phases)
                 record = {"kind": step.kind, "member": step.member, "what": step.describe()}
                 await lock.record_step(token, record)
