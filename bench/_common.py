@@ -1,6 +1,6 @@
 """Shared helpers of the local-runtime benchmarks (`rolling_update.py`, `scale_out.py`).
 
-- `LocalFederation`: a fresh federation of real etcd processes under a temporary state
+- `InProcessFederation`: a fresh federation of real etcd processes under a temporary state
   dir, brought up by the Executor; every process it started is stopped on exit, also
   when the benchmark fails.
 - `drive`: the Executor in-process, `reconcile_once` until `Done`, paced like the local
@@ -198,6 +198,13 @@ class DriveResult:
     steps: list[str] = field(default_factory=list)
     #: (monotonic start, end, what) of every pass: the step applied or the wait's reason.
     timeline: list[tuple[float, float, str]] = field(default_factory=list)
+    #: Seconds by phase over all passes: the executor's own (observe, lock, apply), "plan
+    #: and other" (the rest of a pass) and "paced" (sleeping between passes).
+    phases: dict[str, float] = field(default_factory=dict)
+    passes: int = 0
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.phases[phase] = self.phases.get(phase, 0.0) + seconds
 
     def count(self, kind: str) -> int:
         return sum(1 for s in self.steps if s == kind)
@@ -213,8 +220,13 @@ async def drive(executor: Executor, federation: XlineFederation, timeout: float)
     while True:
         began = time.monotonic()
         outcome = await executor.reconcile_once(desired)
+        ended = time.monotonic()
         what = outcome.step.describe() if outcome.applied else f"wait: {outcome.step.describe()}"
-        result.timeline.append((began, time.monotonic(), what))
+        result.timeline.append((began, ended, what))
+        result.passes += 1
+        for phase, seconds in outcome.phases.items():
+            result.add(phase, seconds)
+        result.add("plan and other", ended - began - sum(outcome.phases.values()))
         if isinstance(outcome.step, Done):
             result.seconds = time.monotonic() - started
             return result
@@ -233,10 +245,12 @@ async def drive(executor: Executor, federation: XlineFederation, timeout: float)
             raise TimeoutError(f"not Done after {timeout:.0f}s; last: {last}")
         if delay:
             await asyncio.sleep(delay)
+            result.add("paced", time.monotonic() - ended)
 
 
-class LocalFederation:
-    """A fresh local federation in a temporary state dir; stopped and removed on exit."""
+class InProcessFederation:
+    """A fresh local federation driven in this process (executor and platform called
+    directly, no CLI) in a temporary state dir; stopped and removed on exit."""
 
     def __init__(self, federation: XlineFederation, holder: str = "bench") -> None:
         self.federation = federation
@@ -268,7 +282,7 @@ class LocalFederation:
         self.dir.write_spec(federation)
         self.platform = LocalPlatform(self.dir, federation)
 
-    async def __aenter__(self) -> LocalFederation:
+    async def __aenter__(self) -> InProcessFederation:
         try:
             self.dir.path.mkdir(parents=True, exist_ok=True)
             self.dir.write_spec(self.federation)
@@ -360,6 +374,7 @@ class Probe:
         self.acknowledged: dict[str, str] = {}
         self.failed = 0
         self.failures: list[tuple[float, str]] = []
+        self._leader_endpoint: str | None = None
         self.changes: list[tuple[float, str]] = []
         self.term_changes = 0
         self.leader_changes = 0
@@ -404,12 +419,24 @@ class Probe:
                 if self._stop.is_set():
                     return
                 key, value = f"{self.prefix}{seq:08d}", f"v{seq}"
+                # Where the put went and that member's role when it left: a put a follower
+                # forwards is lost silently if the leader is handing over (etcd #8975).
+                endpoint = client.preferred_endpoint
+                role = "leader" if endpoint == self._leader_endpoint else "follower"
+                began = time.monotonic()
                 try:
                     await asyncio.wait_for(client.put(key, value), self.put_timeout)
                 except Exception as error:
                     self.failed += 1
                     detail = str(error).splitlines()[0][:160] if str(error) else ""
-                    self.failures.append((time.monotonic(), f"{type(error).__name__}: {detail}"))
+                    self.failures.append(
+                        (
+                            time.monotonic(),
+                            f"{type(error).__name__}: {detail} (sent at "
+                            f"{began - time.monotonic():+.2f}s to {endpoint}, then the {role}; "
+                            f"the client now prefers {client.preferred_endpoint})",
+                        )
+                    )
                 else:
                     self.acknowledged[key] = value
                     self._acks.append(time.monotonic())
@@ -436,6 +463,9 @@ class Probe:
                     leaders = {s.leader_id for s in seen if s.raft_term == newest and s.leader_id}
                     if len(leaders) == 1:
                         current = next(iter(leaders))
+                        self._leader_endpoint = next(
+                            (s.endpoint for s in seen if s.member_id == current), None
+                        )
                         if leader is not None and current != leader:
                             self.leader_changes += 1
                             self.changes.append(

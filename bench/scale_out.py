@@ -26,14 +26,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (
     SETTLE_SECONDS,
-    LocalFederation,
+    InProcessFederation,
     Probe,
     ProbeReport,
     add_engine_argument,
@@ -59,6 +59,7 @@ NAME = "so"
 BEFORE = {"a": 1, "b": 1, "c": 1}
 AFTER = {"a": 2, "b": 1, "c": 1}
 SCALE_TIMEOUT = 300.0
+PHASE_ORDER = ["observe", "lock", "apply", "plan and other", "paced"]
 
 
 @dataclass
@@ -68,9 +69,12 @@ class Row:
     seconds: float
     probe: ProbeReport
     steps: str
+    #: arm a only: where the time went (observe, lock, apply, plan and other, paced).
+    phases: dict[str, float] = field(default_factory=dict)
+    passes: int = 0
 
 
-async def by_hand(fed: LocalFederation, new: XlineFederation) -> str:
+async def by_hand(fed: InProcessFederation, new: XlineFederation) -> str:
     """add learner, start, wait until caught up, promote — with the project's client."""
     endpoints = fed.endpoints()
     fed.set_spec(new)
@@ -94,7 +98,7 @@ async def by_hand(fed: LocalFederation, new: XlineFederation) -> str:
     return "add,start,promote"
 
 
-async def check_members(fed: LocalFederation) -> None:
+async def check_members(fed: InProcessFederation) -> None:
     async with ConsensusClient(fed.endpoints(), timeout=3.0) as client:
         members = await client.member_list()
     voters = sorted(m.name for m in members if not m.is_learner)
@@ -105,15 +109,18 @@ async def check_members(fed: LocalFederation) -> None:
 async def run_arm(round_no: int, arm: str, settle: float, engine: Engine) -> Row:
     old = federation_spec(NAME, BEFORE, engine=engine)
     new = federation_spec(NAME, AFTER, engine=engine)
-    async with LocalFederation(old, holder=f"bench-{arm}") as fed:
+    async with InProcessFederation(old, holder=f"bench-{arm}") as fed:
         await fed.wait_settled(settle)
         with Probe(fed.endpoints()) as probe:
             await in_thread(probe.wait_acks, 5)
             started = asyncio.get_running_loop().time()
+            phases: dict[str, float] = {}
+            passes = 0
             if arm == "a":
                 fed.set_spec(new)
                 result = await drive(fed.executor(), new, SCALE_TIMEOUT)
                 steps = ",".join(result.steps)
+                phases, passes = result.phases, result.passes
             else:
                 steps = await by_hand(fed, new)
             seconds = asyncio.get_running_loop().time() - started
@@ -122,7 +129,7 @@ async def run_arm(round_no: int, arm: str, settle: float, engine: Engine) -> Row
         await check_members(fed)
     if report.lost:
         raise AssertionError(f"round {round_no} arm {arm}: {report.lost} acknowledged writes lost")
-    return Row(round_no, arm, seconds, report, steps)
+    return Row(round_no, arm, seconds, report, steps, phases, passes)
 
 
 async def main_async(rounds: int, engine: Engine) -> None:
@@ -168,6 +175,24 @@ async def main_async(rounds: int, engine: Engine) -> None:
         b = median([value(r) for r in rows if r.arm == "b"])
         summary.append((metric, f"{a:.2f}", f"{b:.2f}", ratio(a, b)))
     print_table(("metric", "a xlinefed", "b by hand", "a/b"), summary)
+    print()
+    xlinefed = [r for r in rows if r.arm == "a"]
+    names = sorted({p for r in xlinefed for p in r.phases}, key=PHASE_ORDER.index)
+    print(
+        f"where arm a's time went, median s over {rounds} rounds "
+        f"({median([float(r.passes) for r in xlinefed]):.0f} passes)"
+    )
+    print_table(
+        ("phase", "seconds", "share"),
+        [
+            (
+                phase,
+                f"{median([r.phases.get(phase, 0.0) for r in xlinefed]):.3f}",
+                f"{median([r.phases.get(phase, 0.0) / r.seconds for r in xlinefed]):.0%}",
+            )
+            for phase in names
+        ],
+    )
 
 
 def main() -> None:

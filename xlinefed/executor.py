@@ -53,7 +53,7 @@ from xlinefed.planner.observation import (
     name_of,
     peers_by_url,
 )
-from xlinefed.platform import Platform
+from xlinefed.platforms.protocol import Platform
 
 log = get_logger(__name__)
 
@@ -103,6 +103,10 @@ class Outcome:
     error: str | None = None
     seconds: float = 0.0
     lock_wait: float = 0.0
+    #: Where the pass's time went, seconds: "observe" (both observations, when a locked
+    #: step looks again under the lock), "lock" (acquire, record, finish, release; the
+    #: wait for another holder included) and "apply".
+    phases: dict[str, float] = field(default_factory=dict)
 
     def requeue_after(self, idle: float, *, after_step: float) -> float:
         """Seconds until the next pass, one rule for every loop: soon after a step (to
@@ -358,18 +362,21 @@ class Executor:
     async def reconcile_once(self, desired: Desired) -> Outcome:
         started = self.clock()
         snapshot = await self.observe(desired)
+        phases = {"observe": self.clock() - started}
         step = plan(desired, snapshot.observed)
         if isinstance(step, Wait | Done):
-            return Outcome(step, snapshot, applied=False)
+            return Outcome(step, snapshot, applied=False, seconds=phases["observe"], phases=phases)
         try:
             if step.needs_lock:
-                outcome = await self._apply_locked(desired, step, snapshot)
+                outcome = await self._apply_locked(desired, step, snapshot, phases)
             else:
+                applying = self.clock()
                 await self.apply(step, snapshot, desired)
-                outcome = Outcome(step, snapshot, applied=True)
+                phases["apply"] = self.clock() - applying
+                outcome = Outcome(step, snapshot, applied=True, phases=phases)
         except Exception as error:
             log.warning("step failed", step=step.kind, member=step.member, error=str(error))
-            return Outcome(step, snapshot, applied=False, error=str(error))
+            return Outcome(step, snapshot, applied=False, error=str(error), phases=phases)
         outcome.seconds = self.clock() - started
         if outcome.applied:
             log.info(
@@ -390,13 +397,22 @@ class Executor:
         ordered += [n for n in running if n in snapshot.statuses and n != leader]
         return self._endpoints(ordered + [n for n in running if n not in ordered])
 
-    async def _apply_locked(self, desired: Desired, step: Step, snapshot: Snapshot) -> Outcome:
+    async def _apply_locked(
+        self, desired: Desired, step: Step, snapshot: Snapshot, phases: dict[str, float]
+    ) -> Outcome:
         endpoints = self._running_endpoints(snapshot)
+
+        def spent(phase: str, since: float) -> float:
+            now = self.clock()
+            phases[phase] = phases.get(phase, 0.0) + now - since
+            return now
+
         async with ConsensusClient(endpoints, timeout=self.request_timeout) as client:
             lock = MembershipLock(client, self.holder_id, ttl=self._lock_ttl)
             waited_from = self.clock()
             token = await lock.acquire(timeout=self.lock_timeout)
             lock_wait = self.clock() - waited_from
+            mark = spent("lock", waited_from)
             try:
                 pending = await lock.pending_step()
                 if pending is not None and pending.holder != self.holder_id:
@@ -408,18 +424,24 @@ class Executor:
                         holder=pending.holder,
                         step=pending.step,
                     )
+                mark = spent("lock", mark)
                 # Plan again under the lock: the view that chose `step` may be stale.
                 fresh = await self.observe(desired)
+                mark = spent("observe", mark)
                 again = plan(desired, fresh.observed)
                 if again != step:
-                    return Outcome(again, fresh, applied=False, lock_wait=lock_wait)
+                    return Outcome(again, fresh, applied=False, lock_wait=lock_wait, phases=phases)
                 record = {"kind": step.kind, "member": step.member, "what": step.describe()}
                 await lock.record_step(token, record)
+                mark = spent("lock", mark)
                 await self.apply(step, fresh, desired, Fence(lock, token))
+                mark = spent("apply", mark)
                 await lock.finish_step(token, record)
-                return Outcome(step, fresh, applied=True, lock_wait=lock_wait)
+                return Outcome(step, fresh, applied=True, lock_wait=lock_wait, phases=phases)
             finally:
+                releasing = self.clock()
                 await lock.release(token)
+                spent("lock", releasing)
 
     # --- applying one step -----------------------------------------------------------
     def _initial_from_list(self, snapshot: Snapshot, member: str) -> list[tuple[str, str]]:

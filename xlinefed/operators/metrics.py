@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 STEPS = Counter("xlinefed_steps_applied_total", "Steps applied, by kind.", ["kind"])
@@ -17,7 +15,5 @@ LAST_ERROR = Gauge(
 )
 
 
-def serve(port: int, address: str | None = None) -> None:
-    """Loopback unless `XLINEFED_METRICS_ADDRESS` says otherwise (the Deployment sets
-    0.0.0.0 so that its Service can scrape the pod)."""
-    start_http_server(port, addr=address or os.environ.get("XLINEFED_METRICS_ADDRESS", "127.0.0.1"))
+def serve(port: int, address: str) -> None:
+    start_http_server(port, addr=address)

@@ -109,6 +109,9 @@ class ObservedMember:
     joined_at: float | None = None
     #: The template revision its process was started with.
     revision: str | None = None
+    #: Wall-clock seconds at which the platform last started its process or pod; None
+    #: when the platform cannot see it (another cluster's) or does not know.
+    started_at: float | None = None
 
     @property
     def in_list(self) -> bool:

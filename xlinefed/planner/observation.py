@@ -64,6 +64,8 @@ class MemberRuntime:
     has_data: bool = False
     revision: str | None = None
     version: str | None = None
+    #: Wall-clock seconds of the process's or pod's start; None when unknown.
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ def build_observed(raw: RawObservation) -> Observed:
                 term=status.term if status else None,
                 revision=runtime.revision,
                 joined_at=raw.joined.get(name),
+                started_at=runtime.started_at,
             )
         )
     return Observed(

@@ -8,6 +8,7 @@ resolves to loopback: its URLs are `http://127.0.0.1:<port>`.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -25,15 +26,17 @@ from xlinefed.launch import LaunchSpec, command
 from xlinefed.logs import get_logger
 from xlinefed.planner.model import Desired, Formation
 from xlinefed.planner.steps import StartMode
-from xlinefed.platform import MemberRuntime
 from xlinefed.platforms.local import processes
+from xlinefed.platforms.local.backups import restore_member
 from xlinefed.platforms.local.state import (
+    Facts,
     FederationDir,
     MemberProcess,
     Ports,
     list_federations,
 )
 from xlinefed.platforms.member_guard import has_consensus_data
+from xlinefed.platforms.protocol import MemberRuntime
 
 log = get_logger(__name__)
 
@@ -155,12 +158,30 @@ class LocalPlatform:
         #: (pid, start ticks) of a member process → what its output said so far, and how
         #: far it has been read (each look reads only what was written since the last).
         self._output: dict[tuple[int, int], _Output] = {}
+        self._ports_text: bytes | None = None
+        self._ports_seen: dict[str, Ports] = {}
 
     # --- addresses
+    def _known_ports(self) -> dict[str, Ports]:
+        """Every member's ports as facts.json says now, parsed again only when its text
+        changed: an observation asks for each member's URLs many times, and parsing the
+        file each time cost a third of an observation (bench/scale_out.py)."""
+        try:
+            text = (self.dir.path / "facts.json").read_bytes()
+        except FileNotFoundError:
+            return {}
+        if text != self._ports_text:
+            self._ports_seen = dict(Facts.from_json(json.loads(text)).ports)
+            self._ports_text = text
+        return self._ports_seen
+
     def _ports(self, member: str) -> Ports:
+        wants_metrics = bool(profile(self.federation.spec.engine).loopback_metrics_args)
+        known = self._known_ports().get(member)
+        if known is not None and (known.metrics is not None or not wants_metrics):
+            return known
         facts = self.dir.read_facts()
         ports = facts.ports.get(member)
-        wants_metrics = bool(profile(self.federation.spec.engine).loopback_metrics_args)
         if ports is not None and (ports.metrics is not None or not wants_metrics):
             return ports
         taken = _ports_of_every_federation(self.dir.path.parent) | {
@@ -254,6 +275,7 @@ class LocalPlatform:
             and has_consensus_data(self.federation.spec.engine, self.dir.data_dir(member)),
             revision=process.revision if process else None,
             version=process.version if process else None,
+            started_at=(process.started_at or None) if process else None,
         )
 
     async def formed(self) -> bool:
@@ -314,6 +336,22 @@ class LocalPlatform:
             )
         binary, exact = find_binary(spec.engine, spec.version)
         ports = self._ports(member)
+        if (
+            mode is StartMode.NEW
+            and spec.from_backup is not None
+            and not self.dir.read_facts().formed
+            and not has_consensus_data(spec.engine, self.dir.data_dir(member))
+        ):
+            # An initial member of a federation that starts from a backup: its data
+            # directory is the verified snapshot, restored with the new member list
+            # (`up` fetched and checked it before anything started).
+            await restore_member(
+                self.dir,
+                member,
+                initial_cluster=list(initial_cluster),
+                cluster_token=self._cluster_token(),
+                peer_url=self.peer_url(member),
+            )
         for pid in processes.find_by_argument(f"--data-dir={self.dir.data_dir(member)}"):
             orphan = processes.record_of(pid)
             if orphan is not None:
