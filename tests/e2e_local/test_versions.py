@@ -13,10 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e_local.conftest import LocalFederation
-from tests.e2e_local.test_lifecycle import run_under_writer
+from tests.e2e_local.conftest import CliFederation
 from tests.support import etcd_versions
-from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -45,19 +43,19 @@ def etcd_releases() -> Iterator[Path]:
 
 
 @pytest.fixture
-def one_off(tmp_path: Path) -> Iterator[LocalFederation]:
-    federation = LocalFederation(tmp_path / "state", "v")
+def one_off(tmp_path: Path) -> Iterator[CliFederation]:
+    federation = CliFederation(tmp_path / "state", "v")
     yield federation
     federation.cli("local", "down", federation.name, "--purge", check=False)
 
 
-def member_versions(federation: LocalFederation) -> dict[str, str | None]:
+def member_versions(federation: CliFederation) -> dict[str, str | None]:
     return {m["name"]: m.get("version") for m in federation.status().get("members", [])}
 
 
 @pytest.mark.parametrize("minor", ["3.4", "3.5", "3.6"])
 def test_each_release_starts_with_the_flags_it_is_given(
-    one_off: LocalFederation, tmp_path: Path, minor: str
+    one_off: CliFederation, tmp_path: Path, minor: str
 ) -> None:
     version = etcd_versions.release_of(minor)
     one_off.up(spec("v", version, {"a": 1}), tmp_path)
