@@ -51,6 +51,12 @@ CASES: list[tuple[str, list[str], int, list[str]]] = [
         2,
         ["spec.version", "minor", "keep"],
     ),
+    (
+        "upgrade-skip-minor",
+        ["upgrade", N, "--version", "3.6.17"],
+        2,
+        ["spec.version", "skips a minor", "3.5 release first"],
+    ),
     ("upgrade-not-a-version", ["upgrade", N, "--version", "banana"], 2, ["spec.version", "match"]),
     ("upgrade-set-without-equals", ["upgrade", N, "--set", "foo"], 2, ["--set KEY=VALUE"]),
     (

@@ -38,6 +38,7 @@ def desired_from(
         clusters=tuple(c.id for c in spec.clusters),
         revision=template_revision(spec),
         engine=profile(spec.engine),
+        version=spec.version,
         bootstrap=spec.bootstrap,
         cluster_order=spec.update_strategy.cluster_order,
         partitions=dict(spec.update_strategy.partitions),

@@ -30,6 +30,8 @@ class Desired:
     #: revision are rolled.
     revision: str
     engine: EngineProfile
+    #: The release the spec asks for (spec.version); "" when unknown.
+    version: str = ""
     bootstrap: BootstrapMode = BootstrapMode.STATIC
     cluster_order: ClusterOrder = ClusterOrder.LEADER_LAST
     partitions: Mapping[str, int] = field(default_factory=dict)
@@ -109,6 +111,8 @@ class ObservedMember:
     joined_at: float | None = None
     #: The template revision its process was started with.
     revision: str | None = None
+    #: The release it runs: what its status reports, else what it was started with.
+    version: str | None = None
     #: Wall-clock seconds at which the platform last started its process or pod; None
     #: when the platform cannot see it (another cluster's) or does not know.
     started_at: float | None = None
