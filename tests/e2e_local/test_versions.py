@@ -127,3 +127,31 @@ def cluster_versions(federation: CliFederation) -> set[str]:
         with urllib.request.urlopen(f"{endpoint}/version", timeout=3) as answer:
             found.add(json.load(answer)["etcdcluster"])
     return found
+
+
+def test_status_warns_when_a_members_database_nears_its_quota(
+    one_off: CliFederation, tmp_path: Path
+) -> None:
+    """A real member's Maintenance.Status dbSize against `quota-backend-bytes` (set low
+    through engineArgs): at 80% the status carries a warning naming the member and the fix."""
+    quota = 4 * 2**20
+    federation = spec("v", etcd_versions.release_of("3.5"), {"a": 1})
+    federation["spec"]["engineArgs"] = {"quota-backend-bytes": str(quota)}  # type: ignore[index]
+    one_off.up(federation, tmp_path)
+    assert not any("quota" in w for w in one_off.status().get("warnings", []))
+
+    async def fill() -> int:
+        async with ConsensusClient(one_off.all_endpoints(), timeout=5.0) as client:
+            for i in range(40):
+                await client.put(f"/fill/{i}".encode(), b"x" * 100_000)
+            return (await client.status(one_off.all_endpoints()[0])).db_size
+
+    assert asyncio.run(fill()) >= 0.8 * quota
+    wait_until(
+        lambda: any(
+            w.startswith("v-a-0: database") and "quota-backend-bytes" in w
+            for w in one_off.status().get("warnings", [])
+        ),
+        timeout=60,
+        what="a quota warning in the status",
+    )

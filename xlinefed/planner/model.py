@@ -32,6 +32,8 @@ class Desired:
     engine: EngineProfile
     #: The release the spec asks for (spec.version); "" when unknown.
     version: str = ""
+    #: The backend quota members run with (bytes), for the status's warning near it.
+    quota_bytes: int | None = None
     bootstrap: BootstrapMode = BootstrapMode.STATIC
     cluster_order: ClusterOrder = ClusterOrder.LEADER_LAST
     partitions: Mapping[str, int] = field(default_factory=dict)
