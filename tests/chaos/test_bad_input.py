@@ -78,7 +78,13 @@ CASES: list[tuple[str, list[str], int, list[str]]] = [
         ["spec.engineArgs.snapshot-count", "string"],
     ),
     ("up-all-zero", ["up", "-f", "{tmp}/zero.yaml"], 2, ["spec.clusters", "at least"]),
-    ("up-engine-change", ["up", "-f", "{tmp}/xline.yaml"], 1, ["xline", "engine: etcd"]),
+    # The refused change is named before any missing binary (whether or not xline is here).
+    (
+        "up-engine-change",
+        ["up", "-f", "{tmp}/xline.yaml"],
+        2,
+        ["spec.engine", "cannot change from etcd to xline", "create a new federation"],
+    ),
     ("up-major-downgrade", ["up", "-f", "{tmp}/old.yaml"], 2, ["spec.version", "major"]),
     ("logs-unknown-member", ["logs", N, "chaos-z-9"], 1, ["chaos-z-9", "members: chaos-a-0"]),
     ("logs-unknown-federation", ["logs", "nosuch", "x"], 1, ["nosuch"]),
