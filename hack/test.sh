@@ -13,6 +13,7 @@ echo "==> helm (cached)"; hack/install_helm.sh >/dev/null
 echo "==> test stack build (cached)"; hack/stack/build.sh
 echo "==> operator image (cached)"; hack/image/build.sh
 echo "==> object store for the backup tests (cached)"; hack/objectstore/build.sh
+echo "==> etcd 3.5 and 3.6 for the upgrade tests (cached)"; hack/etcd/build.sh
 echo "==> pytest"
 rm -f .state/xline-skipped
 status=0

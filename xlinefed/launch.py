@@ -28,6 +28,8 @@ class LaunchSpec:
     initial_cluster: Sequence[tuple[str, str]]
     mode: StartMode
     cluster_token: str
+    #: The release the member runs (spec.version): picks the version-dependent flags.
+    version: str = ""
     extra_args: Mapping[str, str] = field(default_factory=dict)
     #: Start as the initial leader of a static bootstrap (Xline's `--is-leader`).
     initial_leader: bool = False
@@ -55,7 +57,6 @@ def command(spec: LaunchSpec) -> list[str]:
             f"--initial-cluster-token={spec.cluster_token}",
             # Without strict reconfig checks etcd would accept a member add that loses quorum.
             "--strict-reconfig-check=true",
-            "--enable-v2=false",
         ]
     else:
         argv = [
@@ -77,5 +78,9 @@ def command(spec: LaunchSpec) -> list[str]:
             argv.extend(a.format(port=spec.metrics_port) for a in engine.loopback_metrics_args)
         elif spec.metrics_listen_port is not None and engine.metrics_port_flag:
             argv.append(f"{engine.metrics_port_flag}={spec.metrics_listen_port}")
-    argv.extend(f"--{key}={value}" for key, value in sorted(spec.extra_args.items()))
+    engine = profile(spec.engine)
+    if spec.version:
+        argv.extend(engine.args_for(spec.version))
+    args = {**engine.default_args, **spec.extra_args}
+    argv.extend(f"--{key}={value}" for key, value in sorted(args.items()))
     return argv

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from xlinefed.api import conditions
@@ -70,6 +70,25 @@ def activity_of(desired: Desired, outcome: Outcome, *, held: bool = False) -> st
     if any(m.in_list and not m.healthy and m.name not in silent for m in observed.members):
         return conditions.HEALING
     return None if isinstance(step, Wait) else conditions.HEALING
+
+
+#: The share of the backend quota at which the status warns (etcd raises its NOSPACE alarm
+#: and refuses writes at the quota).
+QUOTA_WARNING_SHARE = 0.8
+
+
+def quota_warnings(db_sizes: Mapping[str, int], quota: int | None) -> list[str]:
+    """A warning per member whose database (Maintenance.Status dbSize) is at or above
+    QUOTA_WARNING_SHARE of the quota, with what to do."""
+    if not quota:
+        return []
+    return [
+        f"{name}: database {size / 2**20:.1f} MiB is {size / quota:.0%} of its "
+        f"{quota / 2**20:.0f} MiB quota; at the quota etcd refuses writes (NOSPACE alarm): "
+        "compact and defragment, or raise spec.engineArgs.quota-backend-bytes"
+        for name, size in sorted(db_sizes.items())
+        if size >= QUOTA_WARNING_SHARE * quota
+    ]
 
 
 def build_status(
@@ -175,7 +194,11 @@ def build_status(
         leader=leader,
         current_step=step_status,
         lock_holder=snapshot.lock_holder,
-        warnings=warnings_for(clusters),
+        warnings=warnings_for(clusters)
+        + quota_warnings(
+            {name: s.db_size for name, s in snapshot.statuses.items() if s is not None},
+            desired.quota_bytes,
+        ),
         formed=observed.formed,
         observed_spec=observed_spec,
         ready=f"{ready}/{len(desired.members)}",

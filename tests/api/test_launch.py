@@ -96,3 +96,31 @@ def test_an_etcd_pod_keeps_its_http_health_probe_and_two_ports() -> None:
     container = _pod("etcd", "3.4.23")["spec"]["containers"][0]
     assert [p["name"] for p in container["ports"]] == ["client", "peer"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+
+
+def test_etcd_flags_follow_the_release() -> None:
+    """`--enable-v2` exists on 3.4 and 3.5 only: 3.6 refuses to start with it."""
+    assert "--enable-v2=false" in command(_launch(Engine.ETCD, version="3.4.23"))
+    assert "--enable-v2=false" in command(_launch(Engine.ETCD, version="v3.5.36"))
+    assert not any("enable-v2" in a for a in command(_launch(Engine.ETCD, version="3.6.17")))
+
+
+def test_etcd_compaction_and_quota_defaults_are_overridable_by_engine_args() -> None:
+    argv = command(_launch(Engine.ETCD, version="3.5.36"))
+    assert "--auto-compaction-mode=periodic" in argv
+    assert "--auto-compaction-retention=1h" in argv
+    assert f"--quota-backend-bytes={2 * 1024**3}" in argv
+    argv = command(
+        _launch(
+            Engine.ETCD,
+            version="3.5.36",
+            extra_args={"quota-backend-bytes": "1048576", "auto-compaction-retention": "5m"},
+        )
+    )
+    assert "--quota-backend-bytes=1048576" in argv and "--auto-compaction-retention=5m" in argv
+    assert sum(a.startswith("--quota-backend-bytes") for a in argv) == 1
+
+
+def test_xline_gets_no_etcd_defaults() -> None:
+    argv = command(_launch(Engine.XLINE, version="0.7.0"))
+    assert not any("compaction" in a or "quota" in a or "v2" in a for a in argv)

@@ -656,6 +656,14 @@ CHANGES = [
         "downgrades the minor version",
     ),
     Change(
+        "etcd minor skip",
+        federation(version="3.4.23"),
+        federation(version="3.6.17"),
+        "spec.version",
+        "set spec.version to a 3.5 release first",
+        "skips a minor version",
+    ),
+    Change(
         "client port",
         federation(network={"ports": {"client": 2379, "peer": 2380}}),
         federation(network={"ports": {"client": 12379, "peer": 2380}}),

@@ -22,6 +22,7 @@ from tests.e2e_kube.conftest import (
     member_url,
     xline_cluster,
 )
+from tests.support import etcd_versions
 from tests.support.stack._client import ApiError, KubeClient
 from tests.support.wait import wait_until
 from tests.support.writer import SequencedWriter
@@ -426,6 +427,62 @@ def test_bad_specs_are_rejected_by_the_apiserver(
     assert field in raised.value.body
     after = resource(member1, member_namespace)
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
+
+
+def test_version_upgrade_one_minor_under_a_writer(
+    member1: KubeClient, member_namespace: str, operator: MemberOperator
+) -> None:
+    """3.4 → 3.5 through the member operator: the test kubelet runs the release an image
+    tag names (hack/etcd/build.sh's cache; Debian's 3.4.23 for any 3.4). The skip to 3.6 is
+    refused by the real apiserver's transition rule first. Then every acknowledged write
+    reads back, every member's Maintenance.Status reports the release, and the member list
+    keeps its ids (a roll restarts in place)."""
+    target, skip = etcd_versions.release_of("3.5"), etcd_versions.release_of("3.6")
+    before = resource(member1, member_namespace)
+    with pytest.raises(ApiError) as raised:
+        member1.patch(
+            API,
+            "XlineCluster",
+            f"{NAME}-member1",
+            {"spec": {"version": skip}},
+            namespace=member_namespace,
+        )
+    assert raised.value.status == 422 and "skips a minor version" in raised.value.body
+    assert (
+        resource(member1, member_namespace)["metadata"]["generation"]
+        == (before["metadata"]["generation"])
+    )
+
+    def reported() -> tuple[set[str], set[int]]:
+        async def read() -> tuple[set[str], set[int]]:
+            eps = endpoints(member1, member_namespace)
+            async with ConsensusClient(eps, timeout=3.0) as client:
+                versions = {(await client.status(e)).version for e in eps}
+                ids = {m.id for m in await client.member_list()}
+            return versions, ids
+
+        return asyncio.run(read())
+
+    _, ids = reported()
+    with SequencedWriter(lambda: endpoints(member1, member_namespace)) as writer:
+        wait_until(lambda: len(writer.acknowledged) >= 5, timeout=30, what="first writes")
+        member1.patch(
+            API,
+            "XlineCluster",
+            f"{NAME}-member1",
+            {"spec": {"version": target}},
+            namespace=member_namespace,
+        )
+        wait_until(lambda: reported()[0] == {target}, timeout=180, what=f"every member on {target}")
+        wait_reached(member1, member_namespace, 3, operator)
+        count = len(writer.acknowledged)
+        wait_until(lambda: len(writer.acknowledged) >= count + 5, timeout=30, what="later writes")
+    report = writer.verify(endpoints(member1, member_namespace))
+    assert report.acknowledged > 0 and report.lost == []
+    versions, now_ids = reported()
+    assert versions == {target} and now_ids == ids
+    pods = member1.list("v1", "Pod", member_namespace)
+    assert {p["metadata"]["annotations"]["xlinefed.io/version"] for p in pods} == {target}
 
 
 def test_delete_removes_pods_and_keeps_pvcs(

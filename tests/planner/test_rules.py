@@ -291,3 +291,36 @@ def test_scale_in_removes_a_dead_unwanted_member_before_a_live_one():
     sim.crash("f-c-0")
     step = checked(sim)
     assert step == RemoveMember("f-c-0", sim.members["f-c-0"].member_id, "scaled in"), step
+
+
+def _running(observed, version: str):
+    return replace(observed, members=tuple(replace(m, version=version) for m in observed.members))
+
+
+def test_an_etcd_upgrade_that_skips_a_minor_waits_with_the_reason_before_any_restart():
+    """etcd 3.6 joins only a cluster at 3.5 (and 3.4's data must pass through 3.5): with
+    members at 3.4 and a spec at 3.6 nothing is restarted; one minor up is rolled."""
+    sim = Sim.converged(make_desired({"a": 3}), leader="f-a-0")
+    desired = replace(make_desired({"a": 3}, revision="r2"), version="3.6.17")
+    step = plan(desired, _running(sim.observe(), "3.4.23"))
+    assert isinstance(step, Wait) and step.code is WaitCode.VERSION_SKIP
+    assert "3.4.23" in step.reason and "3.5" in step.reason and "spec.version" in step.reason
+    step = plan(replace(desired, version="3.5.36"), _running(sim.observe(), "3.4.23"))
+    assert isinstance(step, RestartMember)
+    assert isinstance(plan(desired, _running(sim.observe(), "3.5.36")), RestartMember)
+
+
+def test_the_desired_version_comes_from_the_spec():
+    federation = XlineFederation.model_validate(
+        {
+            "apiVersion": "xlinefed.io/v1alpha1",
+            "kind": "XlineFederation",
+            "metadata": {"name": "f"},
+            "spec": {
+                "engine": "etcd",
+                "version": "3.5.36",
+                "clusters": [{"id": "a", "replicas": 1}],
+            },
+        }
+    )
+    assert desired_from(federation).version == "3.5.36"

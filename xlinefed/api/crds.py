@@ -247,6 +247,16 @@ def _template_rules(prefix: str) -> dict[tuple[str, ...], list[dict[str, Any]]]:
                 f"to {XLINE_GAP} or less, or leave it unset",
                 field_path=".updateStrategy.maxPromoteLag",
             ),
+            # A transition rule: etcd upgrades in place one minor at a time.
+            _rule(
+                "(has(self.engine) && self.engine != 'etcd') || "
+                f"{_major('self.version')} != {_major('oldSelf.version')} || "
+                f"{_minor('self.version')} <= {_minor('oldSelf.version')} + 1",
+                f"{p}.version: skips a minor version; etcd upgrades in place one minor at a "
+                "time (3.6 joins only a cluster at 3.5, and data written by 3.4 must pass "
+                "through 3.5): upgrade to the next minor first, let the roll finish, then go on",
+                field_path=".version",
+            ),
             _rule(
                 "!has(self.updateStrategy) || !has(self.updateStrategy.partitions) || "
                 "self.updateStrategy.partitions.all(k, self.clusters.exists(c, c.id == k))",

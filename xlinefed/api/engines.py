@@ -12,13 +12,36 @@ panic in a task without exiting; see docs/engines.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
 class Engine(StrEnum):
     XLINE = "xline"
     ETCD = "etcd"
+
+
+def minor_of(version: str) -> tuple[int, int]:
+    """`v3.5.17` → (3, 5)."""
+    major, minor = version.lstrip("v").split(".")[:2]
+    return int(major), int(minor)
+
+
+@dataclass(frozen=True)
+class VersionedArgs:
+    """Flags a member gets only on the releases that know them, by (major, minor),
+    both ends inclusive; None leaves that end open."""
+
+    args: tuple[str, ...]
+    since: tuple[int, int] | None = None
+    until: tuple[int, int] | None = None
+
+    def applies(self, version: str) -> bool:
+        minor = minor_of(version)
+        return (self.since is None or minor >= self.since) and (
+            self.until is None or minor <= self.until
+        )
 
 
 @dataclass(frozen=True)
@@ -89,12 +112,40 @@ class EngineProfile:
     #: drops the rest; seen after SIGKILL and SIGTERM, and such a member did not catch
     #: up again. While it runs so, it counts as a member whose data is lost.
     lost_log_output: str | None = None
+    #: Flags that exist only on some releases (etcd's `--enable-v2` is gone in 3.6, which
+    #: refuses to start with it).
+    versioned_args: tuple[VersionedArgs, ...] = ()
+    #: `engineArgs` every member gets unless the spec's engineArgs sets the same key
+    #: (compaction and the backend quota for etcd). The quota the status warns about is
+    #: `quota_arg`'s value, from engineArgs when set there.
+    default_args: Mapping[str, str] = field(default_factory=dict)
+    quota_arg: str | None = None
+    #: The engine upgrades in place only one minor at a time (etcd: 3.6 joins only a
+    #: cluster at 3.5, and data written by 3.4 must pass through 3.5); a skip is refused.
+    one_minor_at_a_time: bool = False
+
+    def args_for(self, version: str) -> list[str]:
+        """The version-dependent flags a member running `version` starts with."""
+        return [a for v in self.versioned_args if v.applies(version) for a in v.args]
+
+    def quota_bytes(self, engine_args: Mapping[str, str]) -> int | None:
+        """The backend quota members run with (engineArgs over the default), if known."""
+        if self.quota_arg is None:
+            return None
+        value = engine_args.get(self.quota_arg, self.default_args.get(self.quota_arg))
+        try:
+            return int(value) if value is not None else None
+        except ValueError:
+            return None
 
     def reported_version(self, spec_version: str) -> str:
         """What a member running `spec_version` says it runs."""
         bare = spec_version.removeprefix("v")
         return dict(self.reported_versions).get(bare, bare)
 
+
+#: etcd's default backend quota (2 GiB), made explicit.
+ETCD_DEFAULT_QUOTA = 2 * 1024**3
 
 ENGINES: dict[Engine, EngineProfile] = {
     Engine.ETCD: EngineProfile(
@@ -105,6 +156,18 @@ ENGINES: dict[Engine, EngineProfile] = {
         min_voters=1,
         default_image="quay.io/coreos/etcd",
         binary="etcd",
+        # etcd 3.4 and 3.5 serve the v2 API unless told not to; 3.6 removed it and the flag.
+        versioned_args=(VersionedArgs(("--enable-v2=false",), until=(3, 5)),),
+        # Without compaction the keyspace history grows until the quota stops writes:
+        # keep one hour of revisions (periodic) and an explicit 2 GiB quota (etcd's own
+        # default, stated so the status can warn before it is reached).
+        default_args={
+            "auto-compaction-mode": "periodic",
+            "auto-compaction-retention": "1h",
+            "quota-backend-bytes": str(ETCD_DEFAULT_QUOTA),
+        },
+        quota_arg="quota-backend-bytes",
+        one_minor_at_a_time=True,
     ),
     Engine.XLINE: EngineProfile(
         engine=Engine.XLINE,

@@ -426,6 +426,23 @@ def change_problems(
                 f"keep {old.version} or restore from a backup",
             )
         )
+    elif (
+        profile(new.engine).one_minor_at_a_time
+        and _major(new.version) == _major(old.version)
+        and _minor(new.version)[1] > _minor(old.version)[1] + 1
+    ):
+        major, minor = _minor(old.version)
+        problems.append(
+            Problem(
+                "spec.version",
+                f"{new.version} skips a minor version from {old.version}; "
+                f"{new.engine.value} upgrades in place one minor at a time ({major}.{minor + 2} "
+                f"joins only a cluster at {major}.{minor + 1}, and data written by "
+                f"{major}.{minor} must pass through {major}.{minor + 1})",
+                f"set spec.version to a {major}.{minor + 1} release first, let the roll "
+                "finish, then upgrade again",
+            )
+        )
     elif _minor(new.version) < _minor(old.version):
         problems.append(
             Problem(

@@ -38,6 +38,8 @@ def desired_from(
         clusters=tuple(c.id for c in spec.clusters),
         revision=template_revision(spec),
         engine=profile(spec.engine),
+        version=spec.version,
+        quota_bytes=profile(spec.engine).quota_bytes(spec.engine_args),
         bootstrap=spec.bootstrap,
         cluster_order=spec.update_strategy.cluster_order,
         partitions=dict(spec.update_strategy.partitions),

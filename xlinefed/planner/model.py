@@ -30,6 +30,10 @@ class Desired:
     #: revision are rolled.
     revision: str
     engine: EngineProfile
+    #: The release the spec asks for (spec.version); "" when unknown.
+    version: str = ""
+    #: The backend quota members run with (bytes), for the status's warning near it.
+    quota_bytes: int | None = None
     bootstrap: BootstrapMode = BootstrapMode.STATIC
     cluster_order: ClusterOrder = ClusterOrder.LEADER_LAST
     partitions: Mapping[str, int] = field(default_factory=dict)
@@ -109,6 +113,8 @@ class ObservedMember:
     joined_at: float | None = None
     #: The template revision its process was started with.
     revision: str | None = None
+    #: The release it runs: what its status reports, else what it was started with.
+    version: str | None = None
     #: Wall-clock seconds at which the platform last started its process or pod; None
     #: when the platform cannot see it (another cluster's) or does not know.
     started_at: float | None = None

@@ -207,6 +207,7 @@ def build_observed(raw: RawObservation) -> Observed:
                 names_leader=ids_to_names.get(status.leader_id) if status else None,
                 term=status.term if status else None,
                 revision=runtime.revision,
+                version=(status.version if status else "") or runtime.version,
                 joined_at=raw.joined.get(name),
                 started_at=runtime.started_at,
             )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from xlinefed.api.engines import minor_of
 from xlinefed.api.models import BootstrapMode, ClusterOrder
 from xlinefed.planner.model import Desired, DesiredMember, Formation, Observed, ObservedMember
 from xlinefed.planner.quorum import (
@@ -158,6 +159,7 @@ def plan(desired: Desired, observed: Observed) -> Step:
             _replace_lost_data,
             _finish_learner,
             _remove_strays,
+            _version_skip,
             _scale_out,
             _scale_in,
             _delete_removed,
@@ -491,6 +493,33 @@ def _remove_strays(view: _View) -> Step | None:
                 return _move_leadership(view, member)
             return RemoveMember(member.name, member.member_id or 0, "not part of the spec")
     return None
+
+
+def _version_skip(view: _View) -> Step | None:
+    """No member starts on the spec's release while another runs a release more than one
+    minor older (etcd: 3.6 joins only a cluster at 3.5, and 3.4's data must pass through
+    3.5). Validation refuses such a spec change when it knows the previous spec; this
+    catches the rest (an edit made mid-roll, or a spec that skipped validation)."""
+    wanted = view.desired.version
+    if not (view.desired.engine.one_minor_at_a_time and wanted):
+        return None
+    major, minor = minor_of(wanted)
+    behind = sorted(
+        {
+            m.version
+            for m in view.listed
+            if m.version and minor_of(m.version)[0] == major and minor_of(m.version)[1] < minor - 1
+        }
+    )
+    if not behind:
+        return None
+    return Wait(
+        f"spec.version {wanted} skips a minor: members run {', '.join(behind)} and "
+        f"{view.desired.engine.engine.value} upgrades one minor at a time; set spec.version "
+        f"to a {major}.{minor - 1} release, let the roll finish, then upgrade to {wanted}",
+        retry_after=30.0,
+        code=WaitCode.VERSION_SKIP,
+    )
 
 
 def _scale_out(view: _View) -> Step | None:

@@ -60,6 +60,7 @@ class WaitCode(StrEnum):
     NO_SUCCESSOR = "NoSuccessor"
     SETTLING = "Settling"
     NO_ANSWER = "NoAnswer"
+    VERSION_SKIP = "VersionSkip"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ It registers a Ready Node (and keeps its Lease and heartbeat fresh), binds the p
 nobody scheduled to that node (there is no kube-scheduler), and runs each pod's first
 container as a local process:
 
-- the binary comes from the image (`*etcd*` → Debian's etcd, `*xline*` → `xline` on PATH)
+- the binary comes from the image (`*etcd*:v<release>` → that etcd release where local mode
+  finds it, e.g. hack/etcd/build.sh's cache, else Debian's etcd; `*xline*` → `xline` on PATH)
   or from the command's first element (`etcd`, `/usr/local/bin/etcd` → etcd; an absolute
   path that exists here, or a name on PATH, runs as is), followed by the command's rest
   and the args, with `$(VAR)` references expanded as Kubernetes does;
@@ -70,6 +71,8 @@ from typing import Any
 from tests.support.stack import _hosts
 from tests.support.stack._client import ApiError, KubeClient, Obj
 from tests.support.stack._procs import PidFile, write_pidfile
+from xlinefed.api.engines import Engine
+from xlinefed.platforms.local.platform import EngineNotFound, find_binary
 
 log = logging.getLogger("hostlet")
 
@@ -102,9 +105,25 @@ def default_images() -> list[tuple[str, str | None]]:
 _COMMAND_ALIASES = {"etcd": ETCD_BINARY, "etcdctl": "/usr/bin/etcdctl"}
 
 
-def map_command_head(head: str) -> str | None:
+def etcd_for_image(image: str) -> str:
+    """The etcd binary for an image `…/etcd:v<release>`: that release when local mode finds
+    it (hack/etcd/build.sh's cache, XLINEFED_BIN_DIR, or Debian's when it is that release),
+    else Debian's etcd (so `:v3.4.24` still runs 3.4.23, as a kubelet pulling a patch
+    release would run a compatible one)."""
+    tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
+    if tag:
+        try:
+            return find_binary(Engine.ETCD, tag)[0]
+        except (EngineNotFound, ValueError):
+            pass
+    return ETCD_BINARY
+
+
+def map_command_head(head: str, image: str = "") -> str | None:
     """The local binary for a container command's first element, if there is one."""
     base = os.path.basename(head)
+    if base == "etcd" and "etcd" in image:
+        return etcd_for_image(image)
     if base in _COMMAND_ALIASES:
         return _COMMAND_ALIASES[base]
     if base == "xline":
@@ -125,7 +144,7 @@ def resolve_argv(
         # The operator's image: this test's own xlinefed.
         return [sys.executable, "-m", "xlinefed.cli", *command[1:], *args]
     if command:
-        binary = map_command_head(command[0])
+        binary = map_command_head(command[0], image)
         if not binary:
             raise ValueError(f"no local binary for command {command[0]!r}")
         return [binary, *command[1:], *args]

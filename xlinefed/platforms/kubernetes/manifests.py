@@ -102,6 +102,7 @@ def pod(
         initial_cluster=initial_cluster,
         mode=mode,
         cluster_token=cluster_token,
+        version=spec.version,
         extra_args=spec.engine_args,
         initial_leader=initial_leader,
         metrics_listen_port=metrics_port,

@@ -49,14 +49,16 @@ def _with_generation(federation: XlineFederation, generation: int) -> XlineFeder
 
 def apply_spec(root: Path, federation: XlineFederation) -> int:
     """Write a new desired spec (validated against the running one); returns its generation."""
-    find_binary(federation.spec.engine, federation.spec.version)
     directory = FederationDir(root, federation.name)
     generation = 1
-    if directory.exists():
-        current = directory.read_spec()
+    current = directory.read_spec() if directory.exists() else None
+    if current is not None:
         formed = directory.read_facts().formed
         if problems := change_problems(current.spec, federation.spec, formed=formed):
             raise SpecError(problems)
+    # After the change checks (a refused change says why first), before anything is written.
+    find_binary(federation.spec.engine, federation.spec.version)
+    if current is not None:
         generation = (current.metadata.generation or 0) + 1
         if current.spec == federation.spec:
             generation = current.metadata.generation or 1

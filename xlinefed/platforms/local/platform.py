@@ -8,12 +8,14 @@ resolves to loopback: its URLs are `http://127.0.0.1:<port>`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
 import secrets
 import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,10 +66,52 @@ class MemberDataLost(RuntimeError):
     """A member that ran before would start with an empty data directory."""
 
 
+def etcd_cache_dir() -> Path:
+    """Where hack/etcd/build.sh puts the etcd releases it builds (`<version>/etcd`):
+    `$XLINEFED_ETCD_CACHE`, else `$XDG_CACHE_HOME/xlinefed-etcd` (~/.cache/xlinefed-etcd)."""
+    explicit = os.environ.get("XLINEFED_ETCD_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "xlinefed-etcd"
+
+
+@functools.cache
+def _reported_version(path: str, mtime_ns: int) -> str | None:
+    """What `etcd --version` says (`etcd Version: 3.4.23`), once per binary file."""
+    del mtime_ns  # part of the cache key: a replaced binary is asked again
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.splitlines():
+        if line.startswith("etcd Version:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def binary_version(path: str) -> str | None:
+    """The release an etcd binary reports, or None when it cannot tell."""
+    try:
+        mtime = Path(path).stat().st_mtime_ns
+    except OSError:
+        return None
+    return _reported_version(path, mtime)
+
+
 def find_binary(engine: Engine, version: str) -> tuple[str, bool]:
-    """The binary for `engine` at `version`: `$XLINEFED_XLINE_BIN` for Xline when set, else
-    `$XLINEFED_BIN_DIR/<binary>-<version>` when it exists, else the one on PATH. Returns
-    (path, exact) where `exact` says the version was matched rather than a fallback."""
+    """The binary for `engine` at `version`. Returns (path, exact) where `exact` says the
+    version was matched rather than a fallback.
+
+    Xline: `$XLINEFED_XLINE_BIN` when set, else `$XLINEFED_BIN_DIR/xline-<version>`, else
+    `xline` on PATH. etcd, always of exactly that release (a member on another release
+    would join or roll as something the spec did not ask for):
+    `$XLINEFED_BIN_DIR/etcd-<version>`, else `<etcd cache>/<version>/etcd` (what
+    hack/etcd/build.sh builds, see `etcd_cache_dir`), else `etcd` on PATH when it reports
+    that release (Debian's etcd-server is 3.4.23); otherwise `EngineNotFound` naming
+    spec.version and the fix."""
     name = profile(engine).binary
     explicit = os.environ.get("XLINEFED_XLINE_BIN") if engine is Engine.XLINE else None
     if explicit:
@@ -76,24 +120,45 @@ def find_binary(engine: Engine, version: str) -> tuple[str, bool]:
                 f"XLINEFED_XLINE_BIN={explicit} is not a file; point it at an xline binary"
             )
         return explicit, False
+    bare = version.lstrip("v")
     bin_dir = os.environ.get("XLINEFED_BIN_DIR")
+    looked: list[str] = []
     if bin_dir:
-        for candidate in (f"{name}-{version}", f"{name}-v{version.lstrip('v')}"):
+        for candidate in (f"{name}-{bare}", f"{name}-v{bare}"):
             path = Path(bin_dir) / candidate
+            looked.append(str(path))
             if path.exists():
                 return str(path), True
+    if engine is Engine.ETCD:
+        cached = etcd_cache_dir() / bare / name
+        looked.append(str(cached))
+        if cached.is_file():
+            return str(cached), True
     found = shutil.which(name)
-    if found is None:
-        hint = (
-            "install it with `apt-get install etcd-server`"
-            if engine is Engine.ETCD
-            else "Xline is in no package registry: take the `xline` binary from "
-            "https://github.com/xline-kv/Xline/releases (or the image "
-            "ghcr.io/xline-kv/xline), then put it on PATH or set XLINEFED_XLINE_BIN; "
-            "or use `engine: etcd`"
-        )
-        raise EngineNotFound(f"the {engine.value} binary `{name}` is not on PATH; {hint}")
-    return found, False
+    if engine is Engine.XLINE:
+        if found is None:
+            raise EngineNotFound(
+                f"the xline binary `{name}` is not on PATH; Xline is in no package registry: "
+                "take the `xline` binary from https://github.com/xline-kv/Xline/releases (or "
+                "the image ghcr.io/xline-kv/xline), then put it on PATH or set "
+                "XLINEFED_XLINE_BIN; or use `engine: etcd`"
+            )
+        return found, False
+    on_path = binary_version(found) if found else None
+    if found is not None and on_path == bare:
+        return found, True
+    seen = f"`etcd` on PATH is {on_path}" if found else "no `etcd` on PATH"
+    install = (
+        f"set spec.version to {on_path}, "
+        if on_path
+        else "install Debian's 3.4 with `apt-get install etcd-server`, "
+    )
+    raise EngineNotFound(
+        f"spec.version: no etcd {bare} binary on this machine (looked for "
+        f"{', '.join(looked)}; {seen}); {install}build it with `hack/etcd/build.sh` "
+        f"(3.5 and 3.6 releases), or put an `etcd-{bare}` binary in a directory named by "
+        "XLINEFED_BIN_DIR"
+    )
 
 
 def port_free(port: int) -> bool:
@@ -375,6 +440,7 @@ class LocalPlatform:
             initial_cluster=initial_cluster,
             mode=mode,
             cluster_token=self._cluster_token(),
+            version=spec.version,
             extra_args=spec.engine_args,
             initial_leader=initial_leader,
             metrics_port=ports.metrics,
