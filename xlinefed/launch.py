@@ -37,6 +37,9 @@ class LaunchSpec:
     #: The port the member serves its metrics on (in a pod), for engines that move it with
     #: a flag (`EngineProfile.metrics_port_flag`).
     metrics_listen_port: int | None = None
+    #: Start once as a new one-member cluster on the existing data (quorum-loss
+    #: recovery; `EngineProfile.force_new_cluster_flag`).
+    force_new_cluster: bool = False
 
 
 def command(spec: LaunchSpec) -> list[str]:
@@ -77,5 +80,10 @@ def command(spec: LaunchSpec) -> list[str]:
             argv.extend(a.format(port=spec.metrics_port) for a in engine.loopback_metrics_args)
         elif spec.metrics_listen_port is not None and engine.metrics_port_flag:
             argv.append(f"{engine.metrics_port_flag}={spec.metrics_listen_port}")
+    flag = profile(spec.engine).force_new_cluster_flag
+    if spec.force_new_cluster:
+        if flag is None:
+            raise ValueError(f"{spec.engine.value} has no force-new-cluster flag")
+        argv.append(flag)
     argv.extend(f"--{key}={value}" for key, value in sorted(spec.extra_args.items()))
     return argv

@@ -89,6 +89,11 @@ class EngineProfile:
     #: drops the rest; seen after SIGKILL and SIGTERM, and such a member did not catch
     #: up again. While it runs so, it counts as a member whose data is lost.
     lost_log_output: str | None = None
+    #: The flag that restarts one member on its own data as a new one-member cluster,
+    #: committing the removal of every other member (etcd `--force-new-cluster`); None
+    #: when the engine has none (Xline v0.7.0), so quorum-loss recovery needs a restore
+    #: from a backup instead (docs/recovery.md).
+    force_new_cluster_flag: str | None = None
 
     def reported_version(self, spec_version: str) -> str:
         """What a member running `spec_version` says it runs."""
@@ -105,6 +110,7 @@ ENGINES: dict[Engine, EngineProfile] = {
         min_voters=1,
         default_image="quay.io/coreos/etcd",
         binary="etcd",
+        force_new_cluster_flag="--force-new-cluster",
     ),
     Engine.XLINE: EngineProfile(
         engine=Engine.XLINE,

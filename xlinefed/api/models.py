@@ -178,6 +178,29 @@ class DepartedCluster(Model):
     since: str = Field(description="When it left the spec (RFC 3339).")
 
 
+class RecoverySpec(Model):
+    """Quorum-loss recovery (docs/recovery.md): rebuild the cluster from one surviving
+    voter when a majority is gone for good. Carried out only while the quorum is lost
+    and every lost voter has been silent for lostClusterGracePeriodSeconds."""
+
+    from_member: Dns1123Label | None = Field(
+        default=None,
+        description="The surviving voter to rebuild from (explicit recovery, carried out "
+        "once per requestedAt). It must answer and be the most advanced survivor.",
+    )
+    automatic: bool = Field(
+        default=False,
+        description="Without fromMember: recover on its own from the survivor with the "
+        "highest applied index once the grace period has passed (opt-in; see "
+        "docs/recovery.md for what a partition can do).",
+    )
+    requested_at: str | None = Field(
+        default=None,
+        description="When the explicit recovery was asked for (RFC 3339); a recovery is "
+        "carried out once per value (`xlinefed local recover` sets it).",
+    )
+
+
 class ConsensusTemplate(Model):
     """What every member runs: shared by both tiers."""
 
@@ -200,7 +223,12 @@ class ConsensusTemplate(Model):
         ge=0,
         le=7 * 24 * 3600,
         description="How long a cluster removed from the spec (or a learner its cluster never "
-        "starts) may stay unreachable before the remaining clusters remove its members.",
+        "starts) may stay unreachable before the remaining clusters remove its members; "
+        "also how long every lost voter must be silent before a quorum-loss recovery.",
+    )
+    recovery: RecoverySpec | None = Field(
+        default=None,
+        description="Quorum-loss recovery from one surviving member (docs/recovery.md).",
     )
 
 
@@ -265,6 +293,26 @@ class StepStatus(Model):
     code: str | None = None
 
 
+class RecoveryStatus(Model):
+    """The last quorum-loss recovery, for the audit (docs/recovery.md)."""
+
+    from_member: str
+    at: str = Field(description="When the survivor was restarted with a new cluster (RFC 3339).")
+    lost: list[str] = Field(default_factory=list, description="The voters it dropped.")
+    applied_index: int | None = Field(
+        default=None, description="The survivor's applied raft index when recovery began."
+    )
+    revision: int | None = Field(
+        default=None, description="The store revision the recovered cluster reached."
+    )
+    request: str | None = Field(
+        default=None, description="spec.recovery.requestedAt it answered, or 'automatic'."
+    )
+    phase: str = Field(default="Forcing", description="Forcing, then Recovered.")
+    #: Why a recovery is refused or waits right now (empty when none is asked for).
+    message: str | None = None
+
+
 class ConsensusStatus(Model):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
@@ -301,6 +349,8 @@ class ConsensusStatus(Model):
     #: Client URLs to connect to: the serving voters' (and, on Kubernetes, the client
     #: Service per member cluster and its clusterset name).
     endpoints: list[str] = Field(default_factory=list)
+    #: The last quorum-loss recovery and why one waits now (docs/recovery.md).
+    recovery: RecoveryStatus | None = None
 
 
 class _Resource(Model):

@@ -37,6 +37,8 @@ RESERVED_ENGINE_ARGS = frozenset(
         "listen-client-urls",
         "members",
         "storage-engine",
+        # Quorum-loss recovery sets it for exactly one start (spec.recovery).
+        "force-new-cluster",
     }
 )
 
