@@ -1,6 +1,6 @@
 """Shared helpers of the local-runtime benchmarks (`rolling_update.py`, `scale_out.py`).
 
-- `LocalFederation`: a fresh federation of real etcd processes under a temporary state
+- `InProcessFederation`: a fresh federation of real etcd processes under a temporary state
   dir, brought up by the Executor; every process it started is stopped on exit, also
   when the benchmark fails.
 - `drive`: the Executor in-process, `reconcile_once` until `Done`, paced like the local
@@ -235,8 +235,9 @@ async def drive(executor: Executor, federation: XlineFederation, timeout: float)
             await asyncio.sleep(delay)
 
 
-class LocalFederation:
-    """A fresh local federation in a temporary state dir; stopped and removed on exit."""
+class InProcessFederation:
+    """A fresh local federation driven in this process (executor and platform called
+    directly, no CLI) in a temporary state dir; stopped and removed on exit."""
 
     def __init__(self, federation: XlineFederation, holder: str = "bench") -> None:
         self.federation = federation
@@ -268,7 +269,7 @@ class LocalFederation:
         self.dir.write_spec(federation)
         self.platform = LocalPlatform(self.dir, federation)
 
-    async def __aenter__(self) -> LocalFederation:
+    async def __aenter__(self) -> InProcessFederation:
         try:
             self.dir.path.mkdir(parents=True, exist_ok=True)
             self.dir.write_spec(self.federation)

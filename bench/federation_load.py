@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import print_header, print_table
 from tests.e2e_kube.conftest import install_crds
-from tests.stack._stack import Stack
+from tests.support.stack._stack import Stack
 from tests.support.wait import wait_until
 
 API = "xlinefed.io/v1alpha1"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.property.simulator import Sim, make_desired
+from tests.support.simulation.simulator import Sim, make_desired
 from xlinefed.planner import Desired, Observed, plan
 
 SIZES = {

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (
     SETTLE_SECONDS,
     EngineRefused,
-    LocalFederation,
+    InProcessFederation,
     Probe,
     ProbeReport,
     add_engine_argument,
@@ -88,7 +88,7 @@ class Row:
     timeline: list[tuple[float, float, str]] = field(default_factory=list)
 
 
-async def stop_member(fed: LocalFederation, member: str, how: str) -> float:
+async def stop_member(fed: InProcessFederation, member: str, how: str) -> float:
     """`term`: LocalPlatform.stop (SIGTERM, what a kubelet sends); `kill`: SIGKILL (a crash,
     or a pod killed after its grace period), then wait until the process is gone; either
     way wait until its ports can be bound again. Returns the seconds spent on the ports."""
@@ -118,7 +118,7 @@ async def stop_member(fed: LocalFederation, member: str, how: str) -> float:
 
 
 async def naive_roll(
-    fed: LocalFederation,
+    fed: InProcessFederation,
     new: XlineFederation,
     how: str,
     timeline: list[tuple[float, float, str]],
@@ -146,7 +146,7 @@ async def naive_roll(
     return restarts, port_wait
 
 
-def check_updated(fed: LocalFederation, new: XlineFederation) -> None:
+def check_updated(fed: InProcessFederation, new: XlineFederation) -> None:
     wanted = template_revision(new.spec)
     for member in fed.members():
         process = fed.dir.read_process(member)
@@ -159,7 +159,7 @@ async def run_arm(round_no: int, arm: str, settle: float, how: str, engine: Engi
     old = federation_spec(NAME, CLUSTERS, old_args, engine)
     new = federation_spec(NAME, CLUSTERS, new_args, engine)
     refused = ""
-    async with LocalFederation(old, holder=f"bench-{arm}") as fed:
+    async with InProcessFederation(old, holder=f"bench-{arm}") as fed:
         await fed.wait_settled(settle)
         transfers = restarts = 0
         port_wait = 0.0

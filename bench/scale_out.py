@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (
     SETTLE_SECONDS,
-    LocalFederation,
+    InProcessFederation,
     Probe,
     ProbeReport,
     add_engine_argument,
@@ -70,7 +70,7 @@ class Row:
     steps: str
 
 
-async def by_hand(fed: LocalFederation, new: XlineFederation) -> str:
+async def by_hand(fed: InProcessFederation, new: XlineFederation) -> str:
     """add learner, start, wait until caught up, promote — with the project's client."""
     endpoints = fed.endpoints()
     fed.set_spec(new)
@@ -94,7 +94,7 @@ async def by_hand(fed: LocalFederation, new: XlineFederation) -> str:
     return "add,start,promote"
 
 
-async def check_members(fed: LocalFederation) -> None:
+async def check_members(fed: InProcessFederation) -> None:
     async with ConsensusClient(fed.endpoints(), timeout=3.0) as client:
         members = await client.member_list()
     voters = sorted(m.name for m in members if not m.is_learner)
@@ -105,7 +105,7 @@ async def check_members(fed: LocalFederation) -> None:
 async def run_arm(round_no: int, arm: str, settle: float, engine: Engine) -> Row:
     old = federation_spec(NAME, BEFORE, engine=engine)
     new = federation_spec(NAME, AFTER, engine=engine)
-    async with LocalFederation(old, holder=f"bench-{arm}") as fed:
+    async with InProcessFederation(old, holder=f"bench-{arm}") as fed:
         await fed.wait_settled(settle)
         with Probe(fed.endpoints()) as probe:
             await in_thread(probe.wait_acks, 5)

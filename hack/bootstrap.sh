@@ -27,6 +27,6 @@ want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing xlinefed and its dev tools into .venv"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev,operators]'
+  .venv/bin/pip install -q -e '.[dev,operators,backup]'
   echo "$want" > "$stamp"
 fi

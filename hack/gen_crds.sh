@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
-# Regenerate deploy/crds/ from the pydantic models and the rendered install manifests
-# (deploy/member, deploy/federation, the charts' CRD copies) from xlinefed/render.py;
+# Regenerate every generated install file under deploy/ (the CRDs from the pydantic models,
+# both tiers' manifests, the charts' CRD copies and included parts) from xlinefed/install;
 # with --check, fail if anything drifted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-.venv/bin/python}"
 [ -x "$python" ] || python=python3
 if [ "${1:-}" = "--check" ]; then
-  "$python" -m xlinefed.api.crds --check deploy/crds
-  exec "$python" -m xlinefed.render --check deploy
+  exec "$python" -m xlinefed.install --check deploy
 fi
-"$python" -m xlinefed.api.crds --write deploy/crds
-exec "$python" -m xlinefed.render --write deploy
+exec "$python" -m xlinefed.install --write deploy

@@ -12,6 +12,7 @@ echo "==> generated files"; hack/gen_crds.sh --check
 echo "==> helm (cached)"; hack/install_helm.sh >/dev/null
 echo "==> test stack build (cached)"; hack/stack/build.sh
 echo "==> operator image (cached)"; hack/image/build.sh
+echo "==> object store for the backup tests (cached)"; hack/objectstore/build.sh
 echo "==> pytest"
 rm -f .state/xline-skipped
 status=0

@@ -7,11 +7,12 @@ import os
 # set before anything imports grpc.
 os.environ.setdefault("GRPC_DNS_RESOLVER", "native")
 
-pytest_plugins = ["tests.stack.fixtures"]
+pytest_plugins = ["tests.support.stack.fixtures"]
 
 
 import pytest  # noqa: E402
 
+from tests.support.simulation import stats  # noqa: E402
 from tests.support.xline import SKIP_REASON, xline_binary  # noqa: E402
 
 _XLINE_SKIPPED: list[str] = []
@@ -30,6 +31,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # How many cases the planner suites ran (nothing when none of them did).
+    stats.report(terminalreporter.write_line)
     path = os.path.join(os.path.dirname(os.path.dirname(__file__)), ".state", "xline-skipped")
     if not _XLINE_SKIPPED:
         if os.path.exists(path):

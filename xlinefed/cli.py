@@ -22,7 +22,8 @@ from rich.text import Text
 
 from xlinefed import __version__
 from xlinefed.api.engines import Engine
-from xlinefed.api.loading import load_federation_yaml
+from xlinefed.api.loading import load_federation_yaml, parse
+from xlinefed.api.models import XlineFederation
 from xlinefed.api.validation import SpecError
 from xlinefed.platforms.local import commands as local_ops
 from xlinefed.platforms.local.platform import EngineNotFound
@@ -176,16 +177,104 @@ def _read_spec_file(file: Path) -> str:
 @local.command("up")
 def up(
     file: Annotated[Path, typer.Option("-f", "--file", help="An XlineFederation YAML file.")],
+    from_backup: Annotated[
+        str | None,
+        typer.Option(
+            "--from-backup",
+            metavar="URI",
+            help="Start a new federation from this backup (s3://bucket/key, or "
+            "s3://bucket/prefix/ for the newest there): sets spec.fromBackup.",
+        ),
+    ] = None,
     state_dir: StateDir = None,
     timeout: Timeout = 180.0,
 ) -> None:
-    """Create (or update) a local federation from FILE; returns once it is Available."""
+    """Create (or update) a local federation from FILE; returns once it is Available.
+    With spec.fromBackup (or --from-backup) the backup is downloaded and verified first;
+    nothing starts unless it is whole."""
     try:
         federation = load_federation_yaml(_read_spec_file(file))
+        if from_backup is not None:
+            federation = _with_from_backup(federation, from_backup)
     except SpecError as error:
         raise _spec_fail(error) from None
     root = _root(state_dir)
+    _restore_first(root, federation)
     _run_change(root, federation.name, lambda: local_ops.apply_spec(root, federation), timeout)
+
+
+def _with_from_backup(federation: XlineFederation, uri: str) -> XlineFederation:
+    """The federation with spec.fromBackup.uri set (validated like the file's fields)."""
+    data = federation.to_wire()
+    source = dict(data["spec"].get("fromBackup") or {})
+    source["uri"] = uri
+    data["spec"]["fromBackup"] = source
+    return parse(XlineFederation, data)
+
+
+def _bytes(size: int | None) -> str:
+    if size is None:
+        return "-"
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def _transfer(description: str) -> Any:
+    """A byte progress bar for a download or an upload (total when known)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _restore_first(root: Path, federation: XlineFederation) -> None:
+    from xlinefed.backups.run import RestoreError
+    from xlinefed.backups.store import StoreError
+    from xlinefed.platforms.local.backups import prepare_restore
+
+    if federation.spec.from_backup is None:
+        return
+    with _transfer("fetching the backup") as progress:
+        task = progress.add_task("fetch", total=None)
+
+        def show(got: int, total: int | None) -> None:
+            progress.update(task, completed=got, total=total)
+
+        try:
+            manifest = prepare_restore(root, federation, show)
+        except (RestoreError, StoreError, ValueError) as error:
+            raise _fail(f"{error}") from None
+    if manifest is None:
+        return
+    console.print(
+        _labelled(
+            "✓",
+            "green",
+            f"verified {manifest.uri}: {_bytes(manifest.size)}, revision {manifest.revision}, "
+            f"sha256 {manifest.sha256[:16]}…; restoring it into the initial members",
+        ),
+        highlight=False,
+    )
 
 
 @local.command("scale")
@@ -273,8 +362,14 @@ def print_table(status: dict[str, Any] | None) -> None:
 
 
 def _status_with_urls(directory: FederationDir) -> dict[str, Any] | None:
+    from xlinefed.platforms.local.backups import status_document
+
     status = directory.read_status()
-    return local_ops.with_client_urls(status, local_ops.client_urls(directory)) if status else None
+    if not status:
+        return None
+    status = local_ops.with_client_urls(status, local_ops.client_urls(directory))
+    backup = status_document(directory)
+    return {**status, "backup": backup} if backup else status
 
 
 @local.command("status")
@@ -296,7 +391,9 @@ def status(
         console.print_json(json.dumps(_status_with_urls(directory) or {}))
         return
     if not watch:
-        print_table(_status_with_urls(directory))
+        shown = _status_with_urls(directory)
+        print_table(shown)
+        print_backup((shown or {}).get("backup"))
         if not local_ops.controller_running(root, name):
             console.print(
                 _labelled(
@@ -311,7 +408,9 @@ def status(
     try:
         while True:
             console.clear()
-            print_table(_status_with_urls(directory))
+            shown = _status_with_urls(directory)
+            print_table(shown)
+            print_backup((shown or {}).get("backup"))
             time.sleep(1.0)
     except KeyboardInterrupt:
         pass
@@ -388,6 +487,97 @@ def list_(state_dir: StateDir = None) -> None:
             "running" if local_ops.controller_running(root, name) else "stopped",
         )
     console.print(table)
+
+
+@local.command("backup")
+def backup(
+    name: str,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URI",
+            help="s3://bucket/prefix (default: spec.backup.destination); the endpoint and "
+            "credentials still come from spec.backup.destination or the AWS_* variables.",
+        ),
+    ] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+    state_dir: StateDir = None,
+) -> None:
+    """Take a backup now: a snapshot of one healthy member (a follower in another cluster
+    than the leader's when there is one), streamed to the object store with its sha256."""
+    import asyncio
+    from dataclasses import asdict
+
+    from xlinefed.platforms.local import backups as local_backups
+
+    if output not in ("table", "json"):
+        raise _fail(f"--output '{output}' is not known; use table or json", 2)
+    try:
+        directory = local_ops.federation_dir(_root(state_dir), name)
+    except local_ops.NotFound as error:
+        raise _fail(str(error)) from None
+    with _transfer(f"backing up {name}") as progress:
+        task = progress.add_task("backup", total=None)
+
+        def show(sent: int, total: int | None) -> None:
+            progress.update(task, completed=sent, total=total)
+
+        try:
+            result = asyncio.run(local_backups.backup_now(directory, to=to, on_progress=show))
+        except (local_backups.BackupBusy, *local_backups.FAILURES) as error:
+            raise _fail(str(error)) from None
+    if output == "json":
+        console.print_json(json.dumps(asdict(result)))
+        return
+    console.print(_labelled("✓", "green", f"backed up {name} to {result.uri}"), highlight=False)
+    table = Table(show_header=False, title="backup")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    rate = result.size / result.duration / 1e6 if result.duration > 0 else 0.0
+    for field, value in (
+        ("object", result.uri),
+        ("from member", result.member),
+        ("revision", str(result.revision)),
+        ("size", f"{_bytes(result.size)} ({result.size} bytes)"),
+        ("sha256", result.sha256),
+        ("started", result.started_at),
+        ("duration", f"{result.duration:.2f} s ({rate:.1f} MB/s)"),
+        ("pruned", ", ".join(result.pruned) or "-"),
+        ("kept", "-" if result.kept is None else str(result.kept)),
+    ):
+        table.add_row(field, value)
+    console.print(table)
+
+
+def print_backup(backup: dict[str, Any] | None) -> None:
+    """status.backup as one small table (nothing when backups were never used)."""
+    if not backup:
+        return
+    table = Table(title="backups")
+    for column in ("last success", "size", "duration", "revision", "from", "next run", "failures"):
+        table.add_column(column)
+    failures = backup.get("consecutiveFailures") or 0
+    duration = backup.get("lastDurationSeconds")
+    table.add_row(
+        backup.get("lastSuccess") or "never",
+        _bytes(backup.get("lastSizeBytes")),
+        "-" if duration is None else f"{duration:.2f} s",
+        str(backup.get("lastRevision") or "-"),
+        backup.get("lastMember") or "-",
+        backup.get("nextRun") or "-",
+        Text(str(failures), style="red") if failures else Text("0"),
+    )
+    console.print(table)
+    if backup.get("lastUri"):
+        console.print(f"last backup: {backup['lastUri']}", highlight=False)
+    if failures and backup.get("lastError"):
+        console.print(
+            _labelled(
+                "backup failed:", "red", f"{backup['lastError']} (at {backup.get('lastFailure')})"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @local.command("controller", hidden=True)
@@ -476,7 +666,7 @@ def render_member(
     image: Annotated[str | None, typer.Option(help="The operator image.")] = None,
 ) -> None:
     """The member tier for one cluster: CRDs, RBAC, ConfigMap, Deployment, metrics Service."""
-    from xlinefed import render as manifests
+    from xlinefed import install as manifests
 
     docs = manifests.member_manifests(
         cluster_id, namespace=namespace, image=image or manifests.DEFAULT_IMAGE
@@ -494,7 +684,7 @@ def render_federation(
 ) -> None:
     """The federation tier: CRDs, RBAC, interpreter customization and CRD propagation on
     Karmada; the operator Deployment for the cluster that runs it."""
-    from xlinefed import render as manifests
+    from xlinefed import install as manifests
 
     image = image or manifests.DEFAULT_IMAGE
     if target == "karmada":

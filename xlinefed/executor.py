@@ -53,7 +53,7 @@ from xlinefed.planner.observation import (
     name_of,
     peers_by_url,
 )
-from xlinefed.platform import Platform
+from xlinefed.platforms.protocol import Platform
 
 log = get_logger(__name__)
 

@@ -19,19 +19,21 @@ from xlinefed.api import conditions
 from xlinefed.api.models import (
     ConditionType,
     ConsensusStatus,
+    ConsensusTemplate,
     DepartedCluster,
     FormationSpec,
     MemberClusterSpec,
     MemberStatus,
+    ObjectMeta,
     Phase,
     StepStatus,
     XlineCluster,
+    XlineClusterSpec,
     XlineFederation,
     spec_hash,
 )
 from xlinefed.api.validation import warnings_for
 from xlinefed.planner.desired import desired_from, epoch_seconds
-from xlinefed.topology import split
 
 LABEL_FEDERATION = "xlinefed.io/federation"
 LABEL_CLUSTER = "xlinefed.io/cluster"
@@ -340,3 +342,34 @@ def _activity(
             return activity
     # Every member cluster is at rest, on an older spec: the new one is on its way.
     return conditions.UPDATING if not all(reached.values()) else conditions.HEALING
+
+
+def split(federation: XlineFederation) -> dict[str, XlineCluster]:
+    """One `XlineCluster` per member cluster, each carrying the whole topology."""
+    template = ConsensusTemplate.model_validate(
+        federation.spec.model_dump(exclude={"clusters"}), from_attributes=False
+    )
+    shared = template.model_dump()
+    result: dict[str, XlineCluster] = {}
+    for cluster in federation.spec.clusters:
+        spec = XlineClusterSpec.model_validate(
+            {
+                **shared,
+                "federation": federation.name,
+                "cluster_id": cluster.id,
+                "replicas": cluster.replicas,
+                "clusters": [c.model_dump() for c in federation.spec.clusters],
+            }
+        )
+        result[cluster.id] = XlineCluster(
+            metadata=ObjectMeta(
+                name=f"{federation.name}-{cluster.id}",
+                namespace=federation.namespace,
+                labels={
+                    "xlinefed.io/federation": federation.name,
+                    "xlinefed.io/cluster": cluster.id,
+                },
+            ),
+            spec=spec,
+        )
+    return result

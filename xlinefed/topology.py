@@ -1,23 +1,26 @@
-"""Identity and topology: member names, DNS names, URLs, and the split into clusters.
+"""Identity: member names, DNS names and URLs.
 
 Pure functions of the spec. A member's name is `<federation>-<cluster>-<ordinal>`: the
 pod name, the consensus member name and the data directory name, unique in the federation.
+
+This is the lowest layer: the API's validation checks names with these very functions, so
+the models are imported for their types only. The split of a federation into per-cluster
+resources is placement's (`xlinefed.placement.split`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from xlinefed.api.models import (
-    ConsensusTemplate,
-    MemberClusterSpec,
-    ObjectMeta,
-    XlineCluster,
-    XlineClusterSpec,
-    XlineFederation,
-)
-from xlinefed.api.validation import member_name, render_host
+if TYPE_CHECKING:
+    from xlinefed.api.models import (
+        ConsensusTemplate,
+        MemberClusterSpec,
+        XlineCluster,
+        XlineFederation,
+    )
 
 __all__ = [
     "Member",
@@ -26,7 +29,7 @@ __all__ = [
     "initial_cluster",
     "member_name",
     "parse_member_name",
-    "split",
+    "render_host",
 ]
 
 
@@ -40,6 +43,19 @@ class Member:
     host: str
     peer_url: str
     client_url: str
+
+
+def member_name(federation: str, cluster: str, ordinal: int) -> str:
+    return f"{federation}-{cluster}-{ordinal}"
+
+
+def render_host(
+    template: str, *, member: str, cluster: str, federation: str, namespace: str, ordinal: int
+) -> str:
+    """A member's DNS name from `spec.network.dnsTemplate`."""
+    return template.format(
+        member=member, cluster=cluster, federation=federation, namespace=namespace, ordinal=ordinal
+    )
 
 
 def scheme(template: ConsensusTemplate, peer: bool) -> str:
@@ -89,7 +105,7 @@ def cluster_members(
 
 def desired_members(resource: XlineFederation | XlineCluster) -> list[Member]:
     spec = resource.spec
-    federation = spec.federation if isinstance(resource, XlineCluster) else resource.name
+    federation = spec.federation if resource.kind == "XlineCluster" else resource.name
     return cluster_members(federation, resource.namespace, spec, spec.clusters)
 
 
@@ -107,34 +123,3 @@ def parse_member_name(federation: str, name: str) -> tuple[str, int] | None:
 def initial_cluster(members: Sequence[Member]) -> str:
     """The `--initial-cluster` value for static bootstrap: `name=peerURL,...`."""
     return ",".join(f"{m.name}={m.peer_url}" for m in members)
-
-
-def split(federation: XlineFederation) -> dict[str, XlineCluster]:
-    """One `XlineCluster` per member cluster, each carrying the whole topology."""
-    template = ConsensusTemplate.model_validate(
-        federation.spec.model_dump(exclude={"clusters"}), from_attributes=False
-    )
-    shared = template.model_dump()
-    result: dict[str, XlineCluster] = {}
-    for cluster in federation.spec.clusters:
-        spec = XlineClusterSpec.model_validate(
-            {
-                **shared,
-                "federation": federation.name,
-                "cluster_id": cluster.id,
-                "replicas": cluster.replicas,
-                "clusters": [c.model_dump() for c in federation.spec.clusters],
-            }
-        )
-        result[cluster.id] = XlineCluster(
-            metadata=ObjectMeta(
-                name=f"{federation.name}-{cluster.id}",
-                namespace=federation.namespace,
-                labels={
-                    "xlinefed.io/federation": federation.name,
-                    "xlinefed.io/cluster": cluster.id,
-                },
-            ),
-            spec=spec,
-        )
-    return result

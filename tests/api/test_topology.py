@@ -1,4 +1,5 @@
-"""Identity and topology: member names, DNS names, URLs, initial-cluster, split."""
+"""Identity and topology: member names, DNS names, URLs, initial-cluster, and placement's
+split of a federation into per-cluster resources."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import pytest
 from tests.api._examples import EXAMPLES, federation
 from xlinefed.api.loading import parse
 from xlinefed.api.models import XlineCluster, XlineFederation
+from xlinefed.placement import split
 from xlinefed.topology import (
     cluster_members,
     desired_members,
     initial_cluster,
     member_name,
     parse_member_name,
-    split,
 )
 
 

@@ -19,7 +19,7 @@ from tests.api._examples import EXAMPLES, federation
 from xlinefed.api.loading import load_cluster, load_federation_yaml, parse
 from xlinefed.api.models import XlineFederation
 from xlinefed.api.validation import Problem, SpecError, change_problems, warnings_for
-from xlinefed.topology import split
+from xlinefed.placement import split
 
 
 def _with(obj: dict[str, Any], mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -394,6 +394,57 @@ CASES = [
     ),
     Case("not a mapping", ["spec", "clusters"], "(document)", "write a XlineFederation object"),
     Case("bad YAML", "spec: {clusters: [\n  - id: a", "(document)", "fix the syntax"),
+    Case(
+        "backup schedule not cron",
+        federation(backup={"schedule": "61 * * * *", "destination": {"bucket": "bkt"}}),
+        "spec.backup.schedule",
+        "five cron fields",
+    ),
+    Case(
+        "backup schedule of zero seconds",
+        federation(backup={"schedule": "@every 0s", "destination": {"bucket": "bkt"}}),
+        "spec.backup.schedule",
+        "'@every 10m'",
+    ),
+    Case(
+        "backup schedule of four fields",
+        federation(backup={"schedule": "* * * *", "destination": {"bucket": "bkt"}}),
+        "spec.backup.schedule",
+        "use a value matching",
+        crd="spec.backup.schedule",
+    ),
+    Case(
+        "backup bucket in capitals",
+        federation(backup={"destination": {"bucket": "Backups"}}),
+        "spec.backup.destination.bucket",
+        "use a value matching",
+        crd="spec.backup.destination.bucket",
+    ),
+    Case(
+        "backup prefix with a leading slash",
+        federation(backup={"destination": {"bucket": "bkt", "prefix": "/x"}}),
+        "spec.backup.destination.prefix",
+        "without a leading '/'",
+    ),
+    Case(
+        "backups kept forever",
+        federation(backup={"destination": {"bucket": "bkt"}, "retention": {"count": None}}),
+        "spec.backup.retention",
+        "set count and/or maxAgeSeconds",
+    ),
+    Case(
+        "restore from a bucket without a key",
+        federation(fromBackup={"uri": "s3://bkt"}),
+        "spec.fromBackup.uri",
+        "s3://bucket/prefix/",
+    ),
+    Case(
+        "restore from an https URL",
+        federation(fromBackup={"uri": "https://bkt/key"}),
+        "spec.fromBackup.uri",
+        "use a value matching",
+        crd="spec.fromBackup.uri",
+    ),
     Case(
         "XlineCluster id not in its topology",
         _cluster_obj(clusterId="member9"),

@@ -50,3 +50,21 @@ def test_the_cli_refuses_a_bad_interval_in_one_line() -> None:
     assert result.returncode == 2, result.stderr
     assert "XLINEFED_FEDERATION_RESYNC='soon'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_guard_image_is_a_setting_not_an_import_time_read() -> None:
+    """A registry mirror sets XLINEFED_OPERATOR_IMAGE; it reaches the member pods'
+    init container through the settings object, whatever the environment was at import."""
+    mirrored = MemberOperatorSettings.build(
+        cluster_id="m", environ={"XLINEFED_OPERATOR_IMAGE": "mirror.example/xlinefed:1"}
+    )
+    assert mirrored.guard_image == "mirror.example/xlinefed:1"
+    assert MemberOperatorSettings.build(cluster_id="m", environ={}).guard_image.startswith(
+        "xlinefed/operator:"
+    )
+    env = {**os.environ, "XLINEFED_OPERATOR_IMAGE": "set-before-import/x:1"}
+    probe = "from xlinefed.platforms.kubernetes import manifests; print(manifests.GUARD_IMAGE)"
+    imported = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert imported.stdout.strip().startswith("xlinefed/operator:"), imported.stdout

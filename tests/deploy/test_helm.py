@@ -1,4 +1,4 @@
-"""The Helm charts: `helm lint` clean, and `helm template` gives the objects render.py gives.
+"""The Helm charts: `helm lint` clean, and `helm template` gives the objects xlinefed.install gives.
 
 helm comes from hack/install_helm.sh (built from the Go module proxy once, then cached).
 """
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from xlinefed import render
+from xlinefed import install
 
 ROOT = Path(__file__).resolve().parents[2]
 CHARTS = ROOT / "deploy" / "charts"
@@ -110,22 +110,22 @@ def test_member_chart_requires_a_cluster_id(helm: str) -> None:
 def test_member_chart_matches_render(helm: str) -> None:
     chart = _index(_template(helm, MEMBER, "clusterId=member2", "namespace=ops", "image.tag=9.9"))
     rendered = _index(
-        render.member_manifests("member2", namespace="ops", image="xlinefed/operator:9.9")
+        install.member_manifests("member2", namespace="ops", image="xlinefed/operator:9.9")
     )
     _same_objects(chart, rendered)
 
 
 def test_member_chart_defaults_match_the_static_yaml(helm: str) -> None:
     chart = _index(_template(helm, MEMBER, "clusterId=member1"))
-    rendered = _index(render.member_manifests("member1"))
+    rendered = _index(install.member_manifests("member1"))
     _same_objects(chart, rendered)
 
 
 def test_federation_chart_matches_render(helm: str) -> None:
     chart = _index(_template(helm, FEDERATION, "namespace=fed", "kubeconfigSecret=kc"))
     rendered = _index(
-        render.federation_karmada_manifests("fed")
-        + render.federation_operator_manifests("fed", kubeconfig_secret="kc")[1:]
+        install.federation_karmada_manifests("fed")
+        + install.federation_operator_manifests("fed", kubeconfig_secret="kc")[1:]
     )
     _same_objects(chart, rendered)
 
@@ -134,11 +134,11 @@ def test_federation_chart_parts(helm: str) -> None:
     control_plane = _index(
         _template(helm, FEDERATION, "components.operator=false", "createNamespace=true")
     )
-    assert ("Deployment", render.FEDERATION_OPERATOR, "xlinefed-system") not in control_plane
-    _same_objects(control_plane, _index(render.federation_karmada_manifests()))
+    assert ("Deployment", install.FEDERATION_OPERATOR, "xlinefed-system") not in control_plane
+    _same_objects(control_plane, _index(install.federation_karmada_manifests()))
     operator = [
         d
         for d in _template(helm, FEDERATION, "components.controlPlane=false")
         if d["kind"] != "CustomResourceDefinition"  # helm --skip-crds leaves them out
     ]
-    _same_objects(_index(operator), _index(render.federation_operator_manifests()))
+    _same_objects(_index(operator), _index(install.federation_operator_manifests()))

@@ -17,7 +17,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from xlinefed import __version__, render
+from xlinefed import __version__, install
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -25,7 +25,7 @@ LOCK = ROOT / "deploy" / "requirements.lock"
 PODMAN = str(ROOT / "hack" / "image" / "podman.sh")
 UID = 65532
 
-# What the pods' securityContext gives the operators (render._container_security):
+# What the pods' securityContext gives the operators (install.workloads.container_security):
 # readOnlyRootFilesystem with an emptyDir on /tmp, all capabilities dropped, no privilege
 # escalation. --read-only-tmpfs=false: podman would otherwise add tmpfs on /run and
 # /var/tmp too, which the pods do not have.
@@ -87,7 +87,7 @@ def test_dockerfile_matches_the_pods() -> None:
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), source
     assert f"USER {UID}:{UID}" in lines
-    pod = render.member_manifests("m")
+    pod = install.member_manifests("m")
     (deployment,) = [d for d in pod if d["kind"] == "Deployment"]
     spec = deployment["spec"]["template"]["spec"]
     assert spec["securityContext"]["runAsUser"] == UID

@@ -7,8 +7,10 @@ from typing import Any
 
 import yaml
 
-from xlinefed import render
+from xlinefed import install
 from xlinefed.api import crds
+from xlinefed.install.__main__ import main as generate
+from xlinefed.install.files import rendered_files, to_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -24,39 +26,42 @@ def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 
 def test_committed_files_match_render() -> None:
-    files = render.rendered_files()
+    files = rendered_files()
     assert {
         "member/operator.yaml",
         "federation/karmada.yaml",
         "federation/operator.yaml",
         "charts/xlinefed-federation/files/interpreter.yaml",
+        "charts/xlinefed-federation/files/rbac-rules.yaml",
+        "charts/xlinefed-member/files/rbac-rules.yaml",
+        "crds/xlinefed.io_xlineclusters.yaml",
     } <= set(files)
     for name, text in files.items():
         assert (DEPLOY / name).read_text() == text, (
-            f"deploy/{name} is stale; run: python -m xlinefed.render --write deploy"
+            f"deploy/{name} is stale; run: python -m xlinefed.install --write deploy"
         )
 
 
 def test_check_mode_detects_drift(tmp_path: Path) -> None:
-    assert render.main(["--write", str(tmp_path)]) == 0
-    assert render.main(["--check", str(tmp_path)]) == 0
+    assert generate(["--write", str(tmp_path)]) == 0
+    assert generate(["--check", str(tmp_path)]) == 0
     target = tmp_path / "member" / "operator.yaml"
     target.write_text(target.read_text().replace("replicas: 1", "replicas: 2"))
-    assert render.main(["--check", str(tmp_path)]) == 1
+    assert generate(["--check", str(tmp_path)]) == 1
 
 
 def test_yaml_round_trips() -> None:
-    docs = render.member_manifests("member1") + render.federation_manifests()
-    assert list(yaml.safe_load_all(render.to_yaml(docs))) == docs
+    docs = install.member_manifests("member1") + install.federation_manifests()
+    assert list(yaml.safe_load_all(to_yaml(docs))) == docs
     member = list(yaml.safe_load_all((DEPLOY / "member" / "operator.yaml").read_text()))
-    assert member == render.member_manifests(None)
+    assert member == install.member_manifests(None)
 
 
 def test_the_crds_are_the_generated_ones() -> None:
     generated = crds.all_crds()
-    member = render.member_manifests("m")
+    member = install.member_manifests("m")
     assert _by_kind(member, "CustomResourceDefinition") == [generated["XlineCluster"]]
-    karmada = render.federation_karmada_manifests()
+    karmada = install.federation_karmada_manifests()
     assert _by_kind(karmada, "CustomResourceDefinition") == [
         generated["XlineFederation"],
         generated["XlineCluster"],
@@ -64,9 +69,9 @@ def test_the_crds_are_the_generated_ones() -> None:
 
 
 def test_member_tier_names_its_cluster_through_a_configmap() -> None:
-    docs = render.member_manifests("member7", namespace="ops", image="reg/x:1")
+    docs = install.member_manifests("member7", namespace="ops", image="reg/x:1")
     assert _one(docs, "ConfigMap")["data"] == {"clusterId": "member7"}
-    assert not _by_kind(render.member_manifests(None), "ConfigMap")
+    assert not _by_kind(install.member_manifests(None), "ConfigMap")
     deployment = _one(docs, "Deployment")
     assert deployment["metadata"]["namespace"] == "ops"
     assert deployment["spec"]["replicas"] == 1
@@ -97,9 +102,9 @@ def test_member_tier_names_its_cluster_through_a_configmap() -> None:
             assert doc["metadata"]["namespace"] == "ops", doc["kind"]
     binding = _one(docs, "ClusterRoleBinding")
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": render.MEMBER_OPERATOR, "namespace": "ops"}
+        {"kind": "ServiceAccount", "name": install.MEMBER_OPERATOR, "namespace": "ops"}
     ]
-    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == render.MEMBER_OPERATOR
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == install.MEMBER_OPERATOR
 
 
 def _grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
@@ -113,14 +118,14 @@ def _grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 
 
 def test_rbac_is_least_privilege() -> None:
-    for rules in (render.member_rules(), render.federation_rules()):
+    for rules in (install.member_rules(), install.federation_rules()):
         grants = _grants(rules)
         assert not {g for g in grants if "*" in g}, "no wildcards"
         assert not {g for g in grants if g[1] in ("secrets", "configmaps", "nodes")}
         assert not {g for g in grants if g[1].startswith("clusterkopfpeerings")}
         assert not {g for g in grants if g[2] in ("escalate", "bind", "impersonate")}
         assert all("resourceNames" not in r for r in rules)
-    member = _grants(render.member_rules())
+    member = _grants(install.member_rules())
     # Exactly what the member operator's code calls.
     assert ("xlinefed.io", "xlineclusters", "patch") in member
     assert ("xlinefed.io", "xlineclusters", "create") not in member
@@ -131,10 +136,11 @@ def test_rbac_is_least_privilege() -> None:
         "delete",
         "get",
         "list",
+        "watch",
     }
     assert {v for g, r, v in member if r == "services"} == {"create"}
     assert ("multicluster.x-k8s.io", "serviceexports", "create") in member
-    federation = _grants(render.federation_rules())
+    federation = _grants(install.federation_rules())
     assert not {g for g in federation if g[1] in ("pods", "persistentvolumeclaims")}
     assert ("xlinefed.io", "xlinefederations", "delete") not in federation
     assert ("policy.karmada.io", "propagationpolicies", "delete") in federation
@@ -142,7 +148,7 @@ def test_rbac_is_least_privilege() -> None:
 
 
 def test_federation_parts_go_to_two_api_servers() -> None:
-    karmada = render.federation_karmada_manifests("fed")
+    karmada = install.federation_karmada_manifests("fed")
     assert not _by_kind(karmada, "Deployment")
     assert {d["kind"] for d in karmada} >= {
         "Namespace",
@@ -156,9 +162,9 @@ def test_federation_parts_go_to_two_api_servers() -> None:
     token = _one(karmada, "Secret")
     assert token["type"] == "kubernetes.io/service-account-token"
     assert token["metadata"]["annotations"] == {
-        "kubernetes.io/service-account.name": render.FEDERATION_OPERATOR
+        "kubernetes.io/service-account.name": install.FEDERATION_OPERATOR
     }
-    operator = render.federation_operator_manifests("fed", "img:2", kubeconfig_secret="kc")
+    operator = install.federation_operator_manifests("fed", "img:2", kubeconfig_secret="kc")
     assert [d["kind"] for d in operator] == ["Namespace", "Deployment"]
     pod = _one(operator, "Deployment")["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
@@ -169,13 +175,13 @@ def test_federation_parts_go_to_two_api_servers() -> None:
     kubeconfig = next(e["value"] for e in container["env"] if e["name"] == "KUBECONFIG")
     mount = next(m for m in container["volumeMounts"] if m["name"] == "karmada")
     assert kubeconfig == f"{mount['mountPath']}/kubeconfig"
-    both = render.federation_manifests("fed", "img:2", "kc")
+    both = install.federation_manifests("fed", "img:2", "kc")
     assert [d["kind"] for d in both].count("Namespace") == 1
     assert _one(both, "Deployment") == _one(operator, "Deployment")
 
 
 def test_interpreter_and_crd_propagation() -> None:
-    karmada = render.federation_karmada_manifests()
+    karmada = install.federation_karmada_manifests()
     ric = _one(karmada, "ResourceInterpreterCustomization")
     assert ric["spec"]["target"] == {"apiVersion": "xlinefed.io/v1alpha1", "kind": "XlineCluster"}
     customizations = ric["spec"]["customizations"]

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.stack import ApiError, KubeClient, Stack
-from tests.stack._client import api_enabled
+from tests.support.stack import ApiError, KubeClient, Stack
+from tests.support.stack._client import api_enabled
 from tests.support.wait import wait_until
-from xlinefed import render
+from xlinefed import install
 
 pytestmark = pytest.mark.stack
 
@@ -77,14 +77,14 @@ def _allowed(
 
 def test_member_tier_is_accepted_and_grants_least_privilege(stack: Stack) -> None:
     member = stack.member(stack.members[0])
-    docs = render.member_manifests(stack.members[0])
+    docs = install.member_manifests(stack.members[0])
     # The Deployment only as a dry run: no image of the operator exists on the hostlets.
     _apply_all(member, docs, dry_run={"Deployment"})
-    stored = member.get("v1", "ConfigMap", render.MEMBER_OPERATOR, NAMESPACE)
+    stored = member.get("v1", "ConfigMap", install.MEMBER_OPERATOR, NAMESPACE)
     assert stored["data"] == {"clusterId": stack.members[0]}
-    assert member.get_or_none("apps/v1", "Deployment", render.MEMBER_OPERATOR, NAMESPACE) is None
+    assert member.get_or_none("apps/v1", "Deployment", install.MEMBER_OPERATOR, NAMESPACE) is None
 
-    user = f"system:serviceaccount:{NAMESPACE}:{render.MEMBER_OPERATOR}"
+    user = f"system:serviceaccount:{NAMESPACE}:{install.MEMBER_OPERATOR}"
     assert _allowed(member, user, "create", "pods")
     assert _allowed(member, user, "delete", "persistentvolumeclaims")
     assert _allowed(member, user, "patch", "xlineclusters", "xlinefed.io")
@@ -98,12 +98,12 @@ def test_member_tier_is_accepted_and_grants_least_privilege(stack: Stack) -> Non
 
 
 def test_federation_tier_is_accepted_by_karmada(stack: Stack, karmada: KubeClient) -> None:
-    _apply_all(karmada, render.federation_karmada_manifests(), dry_run=set())
+    _apply_all(karmada, install.federation_karmada_manifests(), dry_run=set())
     stored = karmada.get(
         "config.karmada.io/v1alpha1", "ResourceInterpreterCustomization", "xlinefed-xlinecluster"
     )
-    assert set(stored["spec"]["customizations"]) == set(render.INTERPRETER_LUA)
-    user = f"system:serviceaccount:{NAMESPACE}:{render.FEDERATION_OPERATOR}"
+    assert set(stored["spec"]["customizations"]) == set(install.INTERPRETER_LUA)
+    user = f"system:serviceaccount:{NAMESPACE}:{install.FEDERATION_OPERATOR}"
     assert _allowed(karmada, user, "create", "xlineclusters", "xlinefed.io")
     assert _allowed(karmada, user, "delete", "propagationpolicies", "policy.karmada.io")
     assert _allowed(karmada, user, "patch", "xlinefederations", "xlinefed.io", "status")
@@ -111,14 +111,14 @@ def test_federation_tier_is_accepted_by_karmada(stack: Stack, karmada: KubeClien
     assert not _allowed(karmada, user, "create", "clusterpropagationpolicies", "policy.karmada.io")
     # The operator's own Deployment goes to the cluster that runs it; a dry run here
     # checks that an apiserver accepts it.
-    _apply_all(karmada, render.federation_operator_manifests()[1:], dry_run={"Deployment"})
+    _apply_all(karmada, install.federation_operator_manifests()[1:], dry_run={"Deployment"})
 
 
 def test_karmada_rejects_broken_lua(karmada: KubeClient) -> None:
     """The webhook really compiles the scripts (so the previous test's acceptance means
     something). Another kind is targeted: two customizations of one kind and operation
     conflict, whatever their scripts."""
-    ric = render.interpreter_customization()
+    ric = install.interpreter_customization()
     ric["metadata"]["name"] = f"xlinefed-broken-{uuid.uuid4().hex[:6]}"
     ric["spec"]["target"] = {"apiVersion": "deploytest.xlinefed.io/v1", "kind": "Broken"}
     ric["spec"]["customizations"]["healthInterpretation"]["luaScript"] = (
@@ -138,7 +138,7 @@ def test_member_status_comes_back_through_the_interpreter(
     """The CRD propagates to the members, an XlineCluster placed in one member has its
     status (written there, as the member operator does) aggregated onto Karmada's copy,
     and Karmada judges it healthy once the phase is Available."""
-    _apply_all(karmada, render.federation_karmada_manifests(), dry_run=set())
+    _apply_all(karmada, install.federation_karmada_manifests(), dry_run=set())
     chosen = stack.members[0]
     member = stack.member(chosen)
     for name in stack.members:

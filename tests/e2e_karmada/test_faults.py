@@ -45,9 +45,9 @@ from tests.e2e_karmada.test_federation import (
     set_clusters,
 )
 from tests.e2e_kube.conftest import consensus_view, install_crds
-from tests.stack import _procs
-from tests.stack._client import KubeClient, api_enabled
-from tests.stack._stack import Stack
+from tests.support.stack import _procs
+from tests.support.stack._client import KubeClient, api_enabled
+from tests.support.stack._stack import Stack
 from tests.support.wait import wait_until
 from tests.support.writer import SequencedWriter
 from xlinefed.api.models import PortsSpec

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tests.e2e_kube.conftest import consensus_view, install_crds
-from tests.stack._client import KubeClient, api_enabled
-from tests.stack._stack import Stack
+from tests.support.stack._client import KubeClient, api_enabled
+from tests.support.stack._stack import Stack
 from tests.support.wait import wait_until
 from tests.support.writer import SequencedWriter
 from xlinefed.topology import member_name

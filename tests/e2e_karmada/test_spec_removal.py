@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from tests.e2e_karmada.test_federation import MEMBERS, Operators, karmada_federation, wait_reached
-from tests.stack._client import KubeClient
-from tests.stack._stack import Stack
+from tests.support.stack._client import KubeClient
+from tests.support.stack._stack import Stack
 from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

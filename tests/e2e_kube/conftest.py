@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.stack._client import KubeClient
-from tests.stack._stack import Stack, free_port
+from tests.support.stack._client import KubeClient
+from tests.support.stack._stack import Stack, free_port
 from tests.support.wait import wait_until
 from xlinefed.consensus.client import ConsensusClient, MemberInfo
 

@@ -22,7 +22,7 @@ from tests.e2e_kube.conftest import (
     member_url,
     xline_cluster,
 )
-from tests.stack._client import ApiError, KubeClient
+from tests.support.stack._client import ApiError, KubeClient
 from tests.support.wait import wait_until
 from tests.support.writer import SequencedWriter
 from xlinefed.api.engines import Engine, profile
@@ -80,9 +80,13 @@ def scale(member1: KubeClient, namespace: str, replicas: int) -> None:
 
 def events(member1: KubeClient, namespace: str) -> list[dict[str, Any]]:
     items = member1.list("v1", "Event", namespace)
+    # In the order they were created: timestamps have whole seconds, and two steps a
+    # fraction of a second apart would tie. The resourceVersion of an object created on
+    # this one API server is its store revision, which only grows (kopf posts every Event
+    # as a new object, never an update).
     return sorted(
         (e for e in items if e["involvedObject"].get("kind") == "XlineCluster"),
-        key=lambda e: (e.get("firstTimestamp") or e.get("eventTime") or "", e["metadata"]["name"]),
+        key=lambda e: int(e["metadata"]["resourceVersion"]),
     )
 
 

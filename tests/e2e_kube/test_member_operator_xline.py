@@ -22,8 +22,8 @@ from tests.e2e_kube.conftest import (
     member_url,
     xline_cluster,
 )
-from tests.stack._client import KubeClient
-from tests.stack._stack import Stack
+from tests.support.stack._client import KubeClient
+from tests.support.stack._stack import Stack
 from tests.support.wait import wait_until
 from tests.support.writer import SequencedWriter
 from tests.support.xline import XLINE_VERSION, xline_binary

@@ -22,7 +22,10 @@ REPO = Path(__file__).resolve().parents[2]
 REPORT = REPO / ".state" / "e2e-local-report.json"
 
 
-class LocalFederation:
+class CliFederation:
+    """A local federation driven through the `xlinefed` CLI in a subprocess, as a user
+    would; each command and its result is recorded for the run report."""
+
     def __init__(self, root: Path, name: str) -> None:
         self.root = root
         self.name = name
@@ -118,9 +121,9 @@ class LocalFederation:
 
 
 @pytest.fixture(scope="module")
-def local_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
+def local_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliFederation]:
     root = tmp_path_factory.mktemp("state")
-    federation = LocalFederation(root, "e2e")
+    federation = CliFederation(root, "e2e")
     yield federation
     federation.cli("local", "down", federation.name, "--purge", check=False)
     if federation.records:

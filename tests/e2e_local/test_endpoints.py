@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e_local.conftest import LocalFederation
+from tests.e2e_local.conftest import CliFederation
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def etcdctl(env: dict[str, str], *args: str) -> str:
 
 
 def test_endpoints_and_env_reach_the_voters(
-    local_federation: LocalFederation, tmp_path: Path
+    local_federation: CliFederation, tmp_path: Path
 ) -> None:
     spec = tmp_path / "e2e.yaml"
     spec.write_text(yaml.safe_dump(SPEC))

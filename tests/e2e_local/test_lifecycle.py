@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e_local.conftest import LocalFederation
+from tests.e2e_local.conftest import CliFederation
 from tests.support.wait import wait_until
 from tests.support.writer import SequencedWriter
 
@@ -34,7 +34,7 @@ SPEC = {
 }
 
 
-def assert_converged(federation: LocalFederation) -> None:
+def assert_converged(federation: CliFederation) -> None:
     voters, learners, leaders = federation.consensus_view()
     assert voters == federation.desired_names()
     assert learners == set()
@@ -44,7 +44,7 @@ def assert_converged(federation: LocalFederation) -> None:
     assert status["converged"] is True
 
 
-def run_under_writer(federation: LocalFederation, operation: str, *cli: str) -> None:
+def run_under_writer(federation: CliFederation, operation: str, *cli: str) -> None:
     with SequencedWriter(federation.all_endpoints) as writer:
         wait_until(lambda: len(writer.acknowledged) >= 5, timeout=30, what="first writes")
         federation.cli(*cli)
@@ -60,25 +60,25 @@ def run_under_writer(federation: LocalFederation, operation: str, *cli: str) -> 
     assert_converged(federation)
 
 
-def test_up(local_federation: LocalFederation, tmp_path: Path) -> None:
+def test_up(local_federation: CliFederation, tmp_path: Path) -> None:
     local_federation.up(SPEC, tmp_path)
     assert_converged(local_federation)
 
 
-def test_scale_out_two_clusters_at_once(local_federation: LocalFederation) -> None:
+def test_scale_out_two_clusters_at_once(local_federation: CliFederation) -> None:
     run_under_writer(local_federation, "scale-out a=2 b=3", "local", "scale", "e2e", "a=2", "b=3")
 
 
-def test_scale_in(local_federation: LocalFederation) -> None:
+def test_scale_in(local_federation: CliFederation) -> None:
     run_under_writer(local_federation, "scale-in b=1", "local", "scale", "e2e", "b=1")
 
 
-def test_add_one_cluster_and_remove_another(local_federation: LocalFederation) -> None:
+def test_add_one_cluster_and_remove_another(local_federation: CliFederation) -> None:
     run_under_writer(local_federation, "add d, remove c", "local", "scale", "e2e", "d=1", "c=0")
     assert all(not name.startswith("e2e-c-") for name in local_federation.desired_names())
 
 
-def test_rolling_update(local_federation: LocalFederation) -> None:
+def test_rolling_update(local_federation: CliFederation) -> None:
     run_under_writer(
         local_federation,
         "rolling update",
@@ -96,7 +96,7 @@ def test_rolling_update(local_federation: LocalFederation) -> None:
     assert len(revisions) == 1
 
 
-def test_member_that_dies_is_restarted(local_federation: LocalFederation) -> None:
+def test_member_that_dies_is_restarted(local_federation: CliFederation) -> None:
     victim = sorted(local_federation.desired_names())[-1]
     process = local_federation.dir.read_process(victim)
     assert process is not None
@@ -118,7 +118,7 @@ def test_member_that_dies_is_restarted(local_federation: LocalFederation) -> Non
     assert_converged(local_federation)
 
 
-def test_member_whose_data_is_lost_is_replaced(local_federation: LocalFederation) -> None:
+def test_member_whose_data_is_lost_is_replaced(local_federation: CliFederation) -> None:
     victim = sorted(local_federation.desired_names())[0]
     old_id = next(m.get("id") for m in local_federation.status()["members"] if m["name"] == victim)
     assert old_id, f"{victim} has no member id in status before the fault"

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_local.conftest import LocalFederation
+from tests.e2e_local.conftest import CliFederation
 from tests.support.wait import wait_until
 from xlinefed.planner.model import NO_ANSWER_GRACE
 
@@ -44,13 +44,13 @@ def condition(status: dict[str, Any], kind: str) -> str | None:
 
 @pytest.fixture()
 def slow(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Any:
-    federation = LocalFederation(tmp_path_factory.mktemp("slow-state"), "slow")
+    federation = CliFederation(tmp_path_factory.mktemp("slow-state"), "slow")
     federation.up(SPEC, tmp_path)
     yield federation
     federation.cli("local", "down", "slow", "--purge", check=False)
 
 
-def test_a_paused_member_is_late_not_down(slow: LocalFederation) -> None:
+def test_a_paused_member_is_late_not_down(slow: CliFederation) -> None:
     wait_until(
         lambda: slow.status().get("phase") == "Available" and slow.status().get("leader"),
         timeout=60,

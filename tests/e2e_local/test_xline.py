@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e_local.conftest import LocalFederation
+from tests.e2e_local.conftest import CliFederation
 from tests.e2e_local.test_lifecycle import SPEC as ETCD_SPEC
 from tests.e2e_local.test_lifecycle import assert_converged, run_under_writer
 from tests.support.wait import wait_until
@@ -42,7 +42,7 @@ def xline_on_path() -> None:
         os.environ["XLINEFED_XLINE_BIN"] = str(binary)
 
 
-def test_up_static(local_federation: LocalFederation, tmp_path: Path) -> None:
+def test_up_static(local_federation: CliFederation, tmp_path: Path) -> None:
     local_federation.up(SPEC, tmp_path)
     assert_converged(local_federation)
     # Exactly one initial member was started as the initial leader.
@@ -54,28 +54,28 @@ def test_up_static(local_federation: LocalFederation, tmp_path: Path) -> None:
     assert len(flagged) == 1, flagged
 
 
-def test_status_shows_the_version_each_member_reports(local_federation: LocalFederation) -> None:
+def test_status_shows_the_version_each_member_reports(local_federation: CliFederation) -> None:
     versions = {m["name"]: m.get("version") for m in local_federation.status()["members"]}
     expected = profile(Engine.XLINE).reported_version(XLINE_VERSION)
     assert set(versions.values()) == {expected}, versions
 
 
-def test_scale_out_two_clusters_at_once(local_federation: LocalFederation) -> None:
+def test_scale_out_two_clusters_at_once(local_federation: CliFederation) -> None:
     run_under_writer(local_federation, "xline scale-out", "local", "scale", "e2e", "a=2", "b=2")
 
 
-def test_scale_in(local_federation: LocalFederation) -> None:
+def test_scale_in(local_federation: CliFederation) -> None:
     run_under_writer(local_federation, "xline scale-in", "local", "scale", "e2e", "b=1")
 
 
-def test_add_one_cluster_and_remove_another(local_federation: LocalFederation) -> None:
+def test_add_one_cluster_and_remove_another(local_federation: CliFederation) -> None:
     run_under_writer(
         local_federation, "xline add d, remove c", "local", "scale", "e2e", "d=1", "c=0"
     )
 
 
 def test_a_rolling_update_is_held_back_with_the_engine_limit(
-    local_federation: LocalFederation,
+    local_federation: CliFederation,
 ) -> None:
     """Xline v0.7.0 members do not come back from their own log after a stop ("WAL
     corrupted"): the planner refuses to roll them and says why, instead of losing them."""
@@ -93,7 +93,7 @@ def test_a_rolling_update_is_held_back_with_the_engine_limit(
     local_federation.cli("local", "upgrade", "e2e", "--set", "log-level=")
 
 
-def _kill_and_wait(local_federation: LocalFederation, victim: str) -> None:
+def _kill_and_wait(local_federation: CliFederation, victim: str) -> None:
     process = local_federation.dir.read_process(victim)
     assert process is not None
     with SequencedWriter(local_federation.all_endpoints) as writer:
@@ -109,13 +109,13 @@ def _kill_and_wait(local_federation: LocalFederation, victim: str) -> None:
     assert_converged(local_federation)
 
 
-def test_kill_a_follower(local_federation: LocalFederation) -> None:
+def test_kill_a_follower(local_federation: CliFederation) -> None:
     leader = local_federation.status()["leader"]
     victim = sorted(n for n in local_federation.desired_names() if n != leader)[-1]
     _kill_and_wait(local_federation, victim)
 
 
-def test_kill_the_leader(local_federation: LocalFederation) -> None:
+def test_kill_the_leader(local_federation: CliFederation) -> None:
     _kill_and_wait(local_federation, local_federation.status()["leader"])
 
 
@@ -129,7 +129,7 @@ PANIC_LINE = (
 
 
 @_REPLACEMENT_STALLS
-def test_a_member_whose_task_panicked_is_restarted(local_federation: LocalFederation) -> None:
+def test_a_member_whose_task_panicked_is_restarted(local_federation: CliFederation) -> None:
     """A panic in one of Xline's tasks does not end the process: the member answers status
     and keeps its leadership by heartbeats, but never commits again, so nobody elects a
     new leader. The panic line appears in the member's own output; the controller must
@@ -162,7 +162,7 @@ LOST_LOG_LINE = (
 
 
 @_REPLACEMENT_STALLS
-def test_a_member_that_lost_part_of_its_log_is_replaced(local_federation: LocalFederation) -> None:
+def test_a_member_that_lost_part_of_its_log_is_replaced(local_federation: CliFederation) -> None:
     """Such a member answers but lacks entries it had acknowledged, and in our runs it
     never caught up; it is replaced as a member whose data is lost. The line is written
     where the process writes its output, as if it had recovered so."""
@@ -184,14 +184,14 @@ def test_a_member_that_lost_part_of_its_log_is_replaced(local_federation: LocalF
     assert_converged(local_federation)
 
 
-def _replaced(local_federation: LocalFederation, victim: str, old_id: object) -> bool:
+def _replaced(local_federation: CliFederation, victim: str, old_id: object) -> bool:
     status = local_federation.status()
     member = next((m for m in status["members"] if m["name"] == victim), None)
     return bool(member and member.get("id") not in (None, old_id) and status.get("converged"))
 
 
 @_REPLACEMENT_STALLS
-def test_member_whose_data_is_lost_is_replaced(local_federation: LocalFederation) -> None:
+def test_member_whose_data_is_lost_is_replaced(local_federation: CliFederation) -> None:
     leader = local_federation.status()["leader"]
     victim = sorted(n for n in local_federation.desired_names() if n != leader)[0]
     old_id = next(m.get("id") for m in local_federation.status()["members"] if m["name"] == victim)

@@ -1,1 +1,2 @@
-"""The stack tests use the session stack from tests/stack/fixtures.py (see tests/conftest.py)."""
+"""The stack tests use the session stack from tests/support/stack/fixtures.py
+(see tests/conftest.py)."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.stack import down
-from tests.stack._procs import PidFile, spawn, start_time
+from tests.support.stack import down
+from tests.support.stack._procs import PidFile, spawn, start_time
 
 
 def test_down_stops_recorded_processes_of_a_crashed_run(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import KubeClient, Stack
-from tests.stack._procs import start_time
+from tests.support.stack import KubeClient, Stack
+from tests.support.stack._procs import start_time
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.stack

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import _hosts
-from tests.stack.hostlet import ETCD_BINARY, expand, resolve_argv, rewrite_paths
+from tests.support.stack import _hosts
+from tests.support.stack.hostlet import ETCD_BINARY, expand, resolve_argv, rewrite_paths
 
 
 def test_expand_follows_kubernetes_rules() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stack import KubeClient, Stack
-from tests.stack._client import api_enabled
+from tests.support.stack import KubeClient, Stack
+from tests.support.stack._client import api_enabled
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.stack

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import ApiError, KubeClient, Stack
-from tests.stack._procs import pidfiles_under
+from tests.support.stack import ApiError, KubeClient, Stack
+from tests.support.stack._procs import pidfiles_under
 
 pytestmark = pytest.mark.stack
 

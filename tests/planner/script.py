@@ -30,9 +30,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from tests.property import stats
-from tests.property.invariants import all_invariants
-from tests.property.simulator import Sim, StepRejected, make_desired, parse_spec
+from tests.support.simulation import stats
+from tests.support.simulation.invariants import all_invariants
+from tests.support.simulation.simulator import Sim, StepRejected, make_desired, parse_spec
 from xlinefed.api.engines import Engine
 from xlinefed.api.models import BootstrapMode, ClusterOrder
 from xlinefed.planner import Desired, Done, Step, plan

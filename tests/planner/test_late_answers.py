@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from tests.planner.test_review_findings import answer, entry, three_voters, up
-from tests.property.simulator import make_desired
+from tests.support.simulation.simulator import make_desired
 from xlinefed.planner import DeleteMember, RemoveMember, Wait, WaitCode, plan
 from xlinefed.planner.model import NO_ANSWER_GRACE
 from xlinefed.planner.observation import build_observed

@@ -5,7 +5,7 @@ here is one of them, fed through the executor's own interpretation of raw answer
 
 from __future__ import annotations
 
-from tests.property.simulator import make_desired
+from tests.support.simulation.simulator import make_desired
 from xlinefed.api.models import BootstrapMode
 from xlinefed.planner import (
     AddLearner,

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from tests.property.invariants import all_invariants
-from tests.property.simulator import Sim, make_desired
+from tests.support.simulation.invariants import all_invariants
+from tests.support.simulation.simulator import Sim, make_desired
 from xlinefed.api.engines import Engine
 from xlinefed.api.models import XlineFederation
 from xlinefed.planner import (
@@ -251,3 +251,43 @@ def test_an_engine_whose_members_do_not_restart_from_their_log_is_not_rolled():
     step = checked(sim)
     assert isinstance(step, Wait) and step.code is WaitCode.ENGINE_LIMIT, step
     assert "WAL corrupted" in step.reason
+
+
+@pytest.mark.parametrize(
+    ("started_ago", "asked_after"),
+    [(None, 0.2), (0.04, 0.05), (0.3, 0.15), (5.0, 0.2), (-3.0, 0.05)],
+)
+def test_a_member_coming_up_is_asked_again_at_half_the_time_it_has_been_starting(
+    started_ago, asked_after
+):
+    """Right after a start the next look comes soon (a restart of a rolling update waits
+    for the member, not for a fixed 0.2 s); later, or when the platform cannot say when
+    it started (another cluster's member), every 0.2 s. A clock behind the platform's
+    (negative age) asks at the soonest."""
+    sim = joining({"a": 3}, {"a": 4}, lag=100)
+    sim.members["f-a-3"].healthy = False
+    observed = sim.observe(None)
+    started = None if started_ago is None else observed.now - started_ago
+    members = tuple(
+        replace(m, started_at=started) if m.name == "f-a-3" else m for m in observed.members
+    )
+    step = plan(sim.desired, replace(observed, members=members))
+    assert isinstance(step, Wait) and step.code is WaitCode.LEARNER_STARTING, step
+    assert step.retry_after == pytest.approx(asked_after)
+
+
+def test_scale_in_removes_a_dead_unwanted_member_before_a_live_one():
+    """Found by the simulator (old {b: 1, c: 1} → new {a: 1}, f-c-0 crashed): nothing
+    restarts a member its spec no longer wants, and removing the live f-b-0 first needs
+    f-c-0 healthy — a wait for ever. Removing the dead one first is safe (2 of 2 left)."""
+    sim = Sim.converged(make_desired({"c": 1, "b": 1, "a": 1}))
+    sim.desired = make_desired({"a": 1})
+    leader = sim.leader
+    assert leader is not None
+    # The leader is the live one that stays (a's); c's member is down for good.
+    if leader != "f-a-0":
+        sim.apply(TransferLeadership(leader, "f-a-0"))
+        sim.tick()
+    sim.crash("f-c-0")
+    step = checked(sim)
+    assert step == RemoveMember("f-c-0", sim.members["f-c-0"].member_id, "scaled in"), step

@@ -10,8 +10,8 @@ from dataclasses import replace
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.property import invariants, stats
-from tests.property.strategies import EXAMPLES, any_situation
+from tests.support.simulation import invariants, stats
+from tests.support.simulation.strategies import EXAMPLES, any_situation
 from xlinefed.planner import Desired, Observed, Step, plan
 
 SETTINGS = settings(

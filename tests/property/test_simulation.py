@@ -11,10 +11,10 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.property import stats
-from tests.property.invariants import all_invariants
-from tests.property.simulator import Sim, WorldFaults, make_desired, run_to_done
-from tests.property.strategies import EXAMPLES, specs
+from tests.support.simulation import stats
+from tests.support.simulation.invariants import all_invariants
+from tests.support.simulation.simulator import Sim, WorldFaults, make_desired, run_to_done
+from tests.support.simulation.strategies import EXAMPLES, specs
 from xlinefed.api.engines import Engine, profile
 from xlinefed.api.models import BootstrapMode, ClusterOrder
 

@@ -34,6 +34,8 @@ class SequencedWriter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.acknowledged: dict[str, str] = {}
+        #: The store revision of each acknowledged write (what the put returned).
+        self.revisions: dict[str, int] = {}
         self.failed = 0
         self._ack_times: list[float] = []
         self._started = 0.0
@@ -71,7 +73,8 @@ class SequencedWriter:
             try:
                 # One second per write, retries included: "failed" then means a second of
                 # unavailability, not the client's 30-second default retry budget.
-                await client.put(key, value, deadline=1.0)
+                revision = await client.put(key, value, deadline=1.0)
+                self.revisions[key] = revision
                 self.acknowledged[key] = value
                 self._ack_times.append(time.monotonic())
             except Exception:

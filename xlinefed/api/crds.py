@@ -3,24 +3,21 @@
 The models are the source of truth; `deploy/crds/*.yaml` is generated from them and a test
 fails when the committed files drift. Regenerate with
 
-    python -m xlinefed.api.crds --write deploy/crds     # or hack/gen_crds.sh
-    python -m xlinefed.api.crds --check deploy/crds     # exit 1 if they differ
+    python -m xlinefed.install --write deploy     # or hack/gen_crds.sh
+    python -m xlinefed.install --check deploy     # exit 1 if anything differs
 
 The pydantic JSON schema is turned into a *structural* schema (every node typed, `$ref`s
 inlined, no `anyOf`/`const`/`title`/`$defs`, `anyOf [X, null]` → X with `nullable: true`),
 and rules across fields that CEL can express are added as `x-kubernetes-validations`, with
 messages that name the field and the fix, as `validation.py` does. Building the manifests is
-pure; only `main()` touches files.
+pure, and so is this module: `xlinefed.install` writes the files.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -41,7 +38,6 @@ __all__ = [
     "CrdInfo",
     "all_crds",
     "crd",
-    "main",
     "render",
     "rendered_files",
     "structural_schema",
@@ -567,8 +563,8 @@ def all_crds() -> dict[str, dict[str, Any]]:
 
 
 _HEADER = (
-    "# Generated from the pydantic models in xlinefed/api by `python -m xlinefed.api.crds "
-    "--write deploy/crds`.\n# Do not edit by hand; change the models and regenerate.\n"
+    "# Generated from the pydantic models in xlinefed/api by `python -m xlinefed.install "
+    "--write deploy`.\n# Do not edit by hand; change the models and regenerate.\n"
 )
 
 
@@ -582,42 +578,3 @@ def render(manifest: dict[str, Any]) -> str:
 def rendered_files() -> dict[str, str]:
     """file name → YAML text, for every CRD."""
     return {info.filename: render(crd(info)) for info in CRDS}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m xlinefed.api.crds", description="Generate the xlinefed CRDs."
-    )
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", metavar="DIR", type=Path, help="write the YAML files to DIR")
-    mode.add_argument(
-        "--check", metavar="DIR", type=Path, help="exit 1 if DIR's files differ from the models"
-    )
-    mode.add_argument("--print", action="store_true", help="print all CRDs to stdout")
-    args = parser.parse_args(argv)
-    files = rendered_files()
-    if args.print:
-        sys.stdout.write("---\n".join(files.values()))
-        return 0
-    if args.write:
-        args.write.mkdir(parents=True, exist_ok=True)
-        for name, text in files.items():
-            (args.write / name).write_text(text)
-            print(f"wrote {args.write / name}")
-        return 0
-    stale = [
-        name
-        for name, text in files.items()
-        if not (args.check / name).is_file() or (args.check / name).read_text() != text
-    ]
-    for name in stale:
-        print(
-            f"{args.check / name} differs from the models; "
-            f"run: python -m xlinefed.api.crds --write {args.check}",
-            file=sys.stderr,
-        )
-    return 1 if stale else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -201,6 +201,86 @@ class RecoverySpec(Model):
     )
 
 
+#: A schedule: five cron fields ("*/15 * * * *", UTC) or "@every <N>s|m|h" (an interval
+#: from the last run, for short test schedules). The shape is checked by the schema; the
+#: fields' values by `validation.backup_problems`.
+SCHEDULE_PATTERN = r"^(@every [0-9]+(s|m|h)|\S+( \S+){4})$"
+#: S3 bucket names (the rules S3 gives, loosely: 3-63 lowercase letters, digits, '.', '-').
+BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+BACKUP_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+
+
+class BackupDestination(Model):
+    """Where backups go: an S3-compatible bucket. Credentials come, in this order, from the
+    Secret (Kubernetes), the file (local mode), or the usual AWS environment variables and
+    files (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, ...)."""
+
+    bucket: str = Field(pattern=BUCKET_PATTERN, description="The bucket (it must exist).")
+    prefix: str = Field(
+        default="",
+        max_length=512,
+        description="Key prefix; backups are written under <prefix>/<federation>/.",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/.*)?$",
+        description="The S3 endpoint URL of a non-AWS store (default: AWS, or AWS_ENDPOINT_URL).",
+    )
+    region: str | None = Field(default=None, max_length=64)
+    credentials_secret: str | None = Field(
+        default=None,
+        max_length=253,
+        description="A Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (Kubernetes).",
+    )
+    credentials_file: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="An AWS shared-credentials file (local mode; profile `default` or "
+        "AWS_PROFILE).",
+    )
+
+
+class BackupRetention(Model):
+    """Which backups are kept. The newest successful backup is never pruned."""
+
+    count: int | None = Field(
+        default=7, ge=1, le=10000, description="Keep at most this many (newest first)."
+    )
+    max_age_seconds: int | None = Field(
+        default=None, ge=60, description="Delete backups older than this many seconds."
+    )
+
+
+class BackupSpec(Model):
+    """Scheduled backups of the whole store, to object storage."""
+
+    schedule: str | None = Field(
+        default=None,
+        pattern=SCHEDULE_PATTERN,
+        max_length=128,
+        description="Cron (five fields, UTC) or '@every 10m'; unset: on demand only.",
+    )
+    retention: BackupRetention = BackupRetention()
+    destination: BackupDestination
+
+
+class BackupSource(Model):
+    """The backup a new federation starts from."""
+
+    uri: str = Field(
+        pattern=BACKUP_URI_PATTERN,
+        max_length=2048,
+        description="s3://bucket/key of one backup, or s3://bucket/prefix/ (ending in '/') "
+        "for the newest backup under it.",
+    )
+    revision: int | None = Field(
+        default=None,
+        ge=1,
+        description="With a prefix: the newest backup at or below this revision. With one "
+        "backup: refuse it unless it is at or below this revision.",
+    )
+
+
 class ConsensusTemplate(Model):
     """What every member runs: shared by both tiers."""
 
@@ -218,6 +298,14 @@ class ConsensusTemplate(Model):
         description="Extra engine flags, without the leading dashes.",
     )
     paused: bool = False
+    backup: BackupSpec | None = Field(
+        default=None, description="Scheduled backups to S3-compatible object storage."
+    )
+    from_backup: BackupSource | None = Field(
+        default=None,
+        description="Start the federation from this backup (restored into the initial "
+        "members before they first start). Only read before the federation forms.",
+    )
     lost_cluster_grace_period_seconds: int = Field(
         default=600,
         ge=0,
@@ -351,6 +439,28 @@ class ConsensusStatus(Model):
     endpoints: list[str] = Field(default_factory=list)
     #: The last quorum-loss recovery and why one waits now (docs/recovery.md).
     recovery: RecoveryStatus | None = None
+    #: Backups: the last success and failure, and the next run.
+    backup: BackupStatus | None = None
+
+
+class BackupStatus(Model):
+    """What the backups last did (local: the controller; Kubernetes: the operator)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+    last_success: str | None = Field(default=None, description="RFC 3339 time of it.")
+    last_uri: str | None = None
+    last_size_bytes: int | None = None
+    last_duration_seconds: float | None = None
+    last_revision: int | None = None
+    last_member: str | None = Field(default=None, description="The member it was taken from.")
+    last_failure: str | None = Field(default=None, description="RFC 3339 time of it.")
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    next_run: str | None = Field(default=None, description="RFC 3339 time of the next backup.")
+    kept: int | None = Field(default=None, description="Backups kept under the prefix.")
 
 
 class _Resource(Model):

@@ -11,6 +11,8 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cronsim import CronSim, CronSimError
+
 from xlinefed.api.engines import profile
 from xlinefed.api.models import (
     DNS1123_LABEL,
@@ -19,6 +21,7 @@ from xlinefed.api.models import (
     XlineClusterSpec,
     XlineFederationSpec,
 )
+from xlinefed.topology import member_name, render_host
 
 TEMPLATE_PLACEHOLDERS = frozenset({"member", "cluster", "federation", "namespace", "ordinal"})
 REQUIRED_PLACEHOLDERS = frozenset({"member"})
@@ -61,10 +64,6 @@ class SpecError(ValueError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-def member_name(federation: str, cluster: str, ordinal: int) -> str:
-    return f"{federation}-{cluster}-{ordinal}"
-
-
 def template_fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 
@@ -94,14 +93,6 @@ def template_problems(spec: ConsensusTemplate) -> list[Problem]:
             )
         )
     return problems
-
-
-def render_host(
-    template: str, *, member: str, cluster: str, federation: str, namespace: str, ordinal: int
-) -> str:
-    return template.format(
-        member=member, cluster=cluster, federation=federation, namespace=namespace, ordinal=ordinal
-    )
 
 
 def topology_problems(
@@ -230,8 +221,82 @@ def topology_problems(
     return problems
 
 
+#: Bounds of an "@every" schedule, seconds.
+MIN_EVERY_SECONDS = 1
+MAX_EVERY_SECONDS = 366 * 24 * 3600
+_EVERY_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def every_seconds(schedule: str) -> int | None:
+    """The interval of an "@every 10m" schedule in seconds; None for a cron schedule."""
+    if not schedule.startswith("@every "):
+        return None
+    amount = schedule.removeprefix("@every ").strip()
+    return int(amount[:-1]) * _EVERY_UNITS[amount[-1]]
+
+
+def schedule_problem(schedule: str, field: str) -> Problem | None:
+    """Why a schedule string cannot be used, or None. Pure: cronsim only parses."""
+    fix = "write five cron fields (minute hour day month weekday, UTC), e.g. '*/15 * * * *', "
+    fix += "or '@every 10m'"
+    try:
+        seconds = every_seconds(schedule)
+    except (ValueError, KeyError, IndexError):
+        return Problem(field, f"'{schedule}' is not a valid interval", fix)
+    if seconds is not None:
+        if not MIN_EVERY_SECONDS <= seconds <= MAX_EVERY_SECONDS:
+            return Problem(field, f"'{schedule}' is outside 1s..366 days", fix)
+        return None
+    try:
+        from datetime import UTC, datetime
+
+        CronSim(schedule, datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError as error:
+        return Problem(field, f"'{schedule}' is not a valid cron expression ({error})", fix)
+    return None
+
+
+def backup_problems(spec: ConsensusTemplate) -> list[Problem]:
+    problems: list[Problem] = []
+    backup = spec.backup
+    if backup is not None:
+        if backup.schedule is not None and (
+            problem := schedule_problem(backup.schedule, "spec.backup.schedule")
+        ):
+            problems.append(problem)
+        if backup.destination.prefix.startswith("/"):
+            problems.append(
+                Problem(
+                    "spec.backup.destination.prefix",
+                    f"'{backup.destination.prefix}' starts with '/'",
+                    "write the key prefix without a leading '/', e.g. 'backups/prod'",
+                )
+            )
+        if backup.retention.count is None and backup.retention.max_age_seconds is None:
+            problems.append(
+                Problem(
+                    "spec.backup.retention",
+                    "keeps every backup forever",
+                    "set count and/or maxAgeSeconds",
+                )
+            )
+    source = spec.from_backup
+    if source is not None:
+        _, _, key = source.uri.removeprefix("s3://").partition("/")
+        if not key:
+            problems.append(
+                Problem(
+                    "spec.fromBackup.uri",
+                    f"'{source.uri}' names a bucket but no backup",
+                    "write s3://bucket/key of one backup, or s3://bucket/prefix/ for the "
+                    "newest one under the prefix",
+                )
+            )
+    return problems
+
+
 def federation_problems(name: str, namespace: str, spec: XlineFederationSpec) -> list[Problem]:
-    return topology_problems(name, namespace, spec, spec.clusters)
+    return topology_problems(name, namespace, spec, spec.clusters) + backup_problems(spec)
 
 
 def cluster_problems(namespace: str, spec: XlineClusterSpec) -> list[Problem]:
@@ -254,7 +319,11 @@ def cluster_problems(namespace: str, spec: XlineClusterSpec) -> list[Problem]:
                 "make them agree",
             )
         )
-    return problems + topology_problems(spec.federation, namespace, spec, spec.clusters)
+    return (
+        problems
+        + topology_problems(spec.federation, namespace, spec, spec.clusters)
+        + backup_problems(spec)
+    )
 
 
 def warnings_for(clusters: Sequence[MemberClusterSpec]) -> list[str]:
@@ -331,6 +400,15 @@ def change_problems(
                 "cannot change once the federation has formed (it only says how the first "
                 "members start)",
                 "keep the current mode",
+            )
+        )
+    if formed and old.from_backup != new.from_backup:
+        problems.append(
+            Problem(
+                "spec.fromBackup",
+                "cannot change once the federation has formed (it is only read when the "
+                "first members start)",
+                "keep the current value; restore into a new federation instead",
             )
         )
     if old.engine != new.engine:

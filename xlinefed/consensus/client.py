@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
@@ -100,10 +100,19 @@ class EndpointStatus:
     is_learner: bool
     errors: tuple[str, ...]
     """Alarms and health problems reported by the member (empty when fine)."""
+    revision: int = 0
+    """The store revision this member had applied when it answered (its response header)."""
 
     @property
     def is_leader(self) -> bool:
         return self.member_id != 0 and self.member_id == self.leader_id
+
+
+@dataclass(frozen=True)
+class SnapshotChunk:
+    data: bytes
+    remaining: int
+    """Bytes the member says are still to come after this chunk."""
 
 
 @dataclass(frozen=True)
@@ -665,6 +674,7 @@ class ConsensusClient:
                 db_size=r.dbSize,
                 is_learner=r.isLearner,
                 errors=tuple(r.errors),
+                revision=r.header.revision,
             )
 
         return await self._on(
@@ -673,6 +683,36 @@ class ConsensusClient:
             what="status",
             timeout=timeout if timeout is not None else self.settings.status_timeout,
         )
+
+    async def snapshot(
+        self, endpoint: str, *, idle_timeout: float = 30.0
+    ) -> AsyncIterator[SnapshotChunk]:
+        """Stream a snapshot of the member behind `endpoint` (Maintenance.Snapshot; no
+        failover: a snapshot is one member's database). Chunks come as the member sends
+        them (etcd: 32 KiB); the stream ends with the database's own sha256 (etcd appends
+        it, and `snapshot restore` checks it). A chunk that does not come within
+        `idle_timeout` seconds ends the stream with `Unavailable`."""
+        what = "snapshot"
+        try:
+            call = self._stub(endpoint).maintenance.Snapshot(rpc_pb2.SnapshotRequest())
+        except grpc.RpcError as error:
+            raise errors.translate(error, endpoint=endpoint, what=what) from None
+        try:
+            while True:
+                try:
+                    response = await asyncio.wait_for(call.read(), timeout=idle_timeout)
+                except TimeoutError:
+                    raise errors.Unavailable(
+                        f"{what} from {endpoint}: no data for {idle_timeout:.0f}s; the member "
+                        "is stalled or gone; take the backup from another member"
+                    ) from None
+                except grpc.RpcError as error:
+                    raise errors.translate(error, endpoint=endpoint, what=what) from None
+                if response is grpc.aio.EOF:
+                    return
+                yield SnapshotChunk(response.blob, response.remaining_bytes)
+        finally:
+            call.cancel()
 
     async def statuses(
         self, endpoints: Sequence[str] | None = None, *, timeout: float | None = None

@@ -139,6 +139,13 @@ _KNOWN: tuple[tuple[str, type[ConsensusError], str], ...] = (
     ),
     ("not leader", NotLeader, "leadership moved; find the leader again and retry"),
     ("leader changed", NotLeader, "leadership moved while the request ran; retry"),
+    (
+        # etcd drops proposals while its leader hands leadership over; a dropped one never
+        # entered the log, so retrying it cannot apply it twice.
+        "raft proposal dropped",
+        NotLeader,
+        "the leader was handing leadership over and dropped the request unapplied; retry",
+    ),
     ("no leader", NotLeader, "the cluster has no leader right now (election); retry"),
     (
         "request timed out",

@@ -119,7 +119,7 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
             )
             await objects.patch_status(api, PLURAL, namespace, name, objects.status_patch(refused))
         return 10.0
-    platform = KubernetesPlatform(api, resource)
+    platform = KubernetesPlatform(api, resource, guard_image=settings.guard_image)
     executor = Executor(platform, resource.spec.federation, holder_id=f"member-{cluster_id}")
     desired = desired_from(resource, scope=frozenset({cluster_id}))
     try:
@@ -174,7 +174,7 @@ async def spec_changed(namespace: str, name: str, body: kopf.Body, **_: Any) -> 
 async def teardown(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Pods go in reverse order; PVCs follow `storage.onScaleIn`."""
     resource = load_cluster(dict(body))
-    platform = KubernetesPlatform(memo.api, resource)
+    platform = KubernetesPlatform(memo.api, resource, guard_image=_settings(memo).guard_image)
     members = list(await platform.known_members())
     for member in reversed(members):
         await platform.stop(member)

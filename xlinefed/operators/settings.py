@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from xlinefed.platforms.kubernetes.manifests import GUARD_IMAGE
+
 
 def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     raw = environ.get(name)
@@ -52,6 +54,8 @@ class MemberOperatorSettings(OperatorSettings):
     after_step: float = 0.2
     #: Serve Prometheus metrics on 127.0.0.1:PORT; None: not served.
     metrics_port: int | None = None
+    #: The image of the member pods' start-guard init container: the operator's own.
+    guard_image: str = GUARD_IMAGE
 
     @classmethod
     def build(
@@ -63,8 +67,9 @@ class MemberOperatorSettings(OperatorSettings):
         metrics_port: int | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> MemberOperatorSettings:
-        """From the CLI's options; `XLINEFED_RECONCILE_INTERVAL` (seconds) and
-        `XLINEFED_LIVENESS_ENDPOINT` from the environment."""
+        """From the CLI's options; `XLINEFED_RECONCILE_INTERVAL` (seconds),
+        `XLINEFED_LIVENESS_ENDPOINT` and `XLINEFED_OPERATOR_IMAGE` (the start guard's image,
+        for a registry mirror) from the environment."""
         return cls(
             cluster_id=cluster_id,
             kubeconfig=kubeconfig,
@@ -72,6 +77,7 @@ class MemberOperatorSettings(OperatorSettings):
             metrics_port=metrics_port,
             idle_interval=_seconds(environ, "XLINEFED_RECONCILE_INTERVAL", 2.0),
             liveness_endpoint=environ.get("XLINEFED_LIVENESS_ENDPOINT") or None,
+            guard_image=environ.get("XLINEFED_OPERATOR_IMAGE") or GUARD_IMAGE,
         )
 
 

@@ -154,6 +154,9 @@ class ObservedMember:
     #: Its process runs with the engine's force-new-cluster flag (a recovery's first
     #: start): it must be restarted normally before anything else happens.
     forced: bool = False
+    #: Wall-clock seconds at which the platform last started its process or pod; None
+    #: when the platform cannot see it (another cluster's) or does not know.
+    started_at: float | None = None
 
     @property
     def in_list(self) -> bool:

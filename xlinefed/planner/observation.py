@@ -74,6 +74,8 @@ class MemberRuntime:
     version: str | None = None
     #: Its process was started with the force-new-cluster flag (a recovery's first start).
     forced: bool = False
+    #: Wall-clock seconds of the process's or pod's start; None when unknown.
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,7 @@ def build_observed(raw: RawObservation) -> Observed:
                 revision=runtime.revision,
                 joined_at=raw.joined.get(name),
                 forced=runtime.forced,
+                started_at=runtime.started_at,
             )
         )
     return Observed(

@@ -10,7 +10,7 @@ then rolls to a new template.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from xlinefed.api.models import BootstrapMode, ClusterOrder
@@ -48,6 +48,10 @@ from xlinefed.planner.steps import (
 #: machine); asking sooner costs one observation, asking later is time every restart,
 #: learner start and promote of a rolling update or scale-out waits for nothing.
 SOON = 0.2
+#: The soonest we ask again: right after a start, a member's readiness is checked at
+#: half the time it has been starting so far (so the wait overshoots its real start by
+#: at most half), never sooner than this and never later than SOON.
+SOONEST = 0.05
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,20 @@ class _View:
 
 
 Rule = Callable[[_View], Step | None]
+
+
+def ask_again(view: _View, names: Sequence[str]) -> float:
+    """When to observe again while the named members come up: half of how long the most
+    recently started of them has been starting, within [SOONEST, SOON]; SOON when the
+    platform does not say when they started (another cluster's members)."""
+    started = [
+        m.started_at
+        for name in names
+        if (m := view.observed.member(name)) is not None and m.started_at is not None
+    ]
+    if not started:
+        return SOON
+    return min(SOON, max(SOONEST, (view.observed.now - max(started)) / 2))
 
 
 def plan(desired: Desired, observed: Observed) -> Step:
@@ -485,7 +503,7 @@ def _finish_learner(view: _View) -> Step | None:
         if not learner.running or not learner.healthy:
             return Wait(
                 f"learner {learner.name} is starting",
-                retry_after=SOON,
+                retry_after=ask_again(view, [learner.name]),
                 code=WaitCode.LEARNER_STARTING,
             )
         if not view.caught_up(learner):
@@ -550,10 +568,14 @@ def _scale_out(view: _View) -> Step | None:
     return AddLearner(member.name)
 
 
-def _scale_in_order(view: _View, member: ObservedMember) -> tuple[int, int, int]:
-    # Clusters gone from the spec drain first, then spec order; highest ordinal first.
+def _scale_in_order(view: _View, member: ObservedMember) -> tuple[int, int, int, int]:
+    # A member that does not count toward quorum goes first: nothing restarts a member
+    # the spec no longer wants, and while it stays in the configuration every other
+    # removal needs it (removing it instead leaves the healthy share the same or larger).
+    # Then clusters gone from the spec, then spec order; highest ordinal first.
+    dead = 0 if member.is_voter and not view.sound(member) else 1
     gone = 0 if member.cluster not in view.desired.clusters else 1
-    return (gone, view.cluster_rank(member.cluster), -(member.ordinal or 0))
+    return (dead, gone, view.cluster_rank(member.cluster), -(member.ordinal or 0))
 
 
 def _scale_in(view: _View) -> Step | None:
@@ -663,7 +685,7 @@ def _roll(view: _View) -> Step | None:
         return Wait(
             f"waiting for {', '.join(not_ready)} to be healthy and caught up before the next "
             "restart",
-            retry_after=SOON,
+            retry_after=ask_again(view, not_ready),
             code=WaitCode.NOT_READY,
         )
     for cluster in _update_order(view):
@@ -737,7 +759,7 @@ def _settle(view: _View) -> Step | None:
     if pending:
         return Wait(
             f"waiting for {', '.join(pending)} to become healthy",
-            retry_after=SOON,
+            retry_after=ask_again(view, pending),
             code=WaitCode.SETTLING,
         )
     return None

@@ -9,7 +9,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from xlinefed import render
+from xlinefed import install
 from xlinefed.api.models import API_VERSION, XlineCluster, XlineFederation
 from xlinefed.logs import get_logger
 from xlinefed.placement import LABEL_FEDERATION
@@ -36,7 +36,7 @@ class KarmadaObjects:
     async def ensure_interpreter(self) -> None:
         """The same object `xlinefed render federation` installs; applied here too so
         that member status flows back where only the operator was deployed."""
-        await objects.apply(self.api, render.interpreter_customization(), manager=MANAGER)
+        await objects.apply(self.api, install.interpreter_customization(), manager=MANAGER)
 
     async def placed(self, federation: XlineFederation) -> Placed:
         selector = f"{LABEL_FEDERATION}={federation.name}"

@@ -13,7 +13,6 @@ which refuses client requests ("rpc not supported for learner").
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,9 +66,9 @@ def owner_reference(resource: XlineCluster) -> dict[str, Any]:
 
 
 #: The start guard's init container (see xlinefed/platforms/member_guard.py), run from
-#: the operator's own image.
+#: the operator's own image (MemberOperatorSettings.guard_image picks another).
 GUARD_CONTAINER = "start-guard"
-GUARD_IMAGE = os.environ.get("XLINEFED_OPERATOR_IMAGE", f"xlinefed/operator:{__version__}")
+GUARD_IMAGE = f"xlinefed/operator:{__version__}"
 
 
 def pvc_name(member: str) -> str:

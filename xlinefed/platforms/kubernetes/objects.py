@@ -12,13 +12,14 @@ Kubernetes errors are translated here, once, into `ObjectNotFound`/`ObjectConfli
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from kubernetes_asyncio import client
+from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from xlinefed.api.models import GROUP, VERSION, ConsensusStatus
@@ -265,6 +266,48 @@ async def read(
     except ObjectNotFound:
         return None
     return dict(obj)
+
+
+async def wait_deleted(
+    read_one: Callable[[], Awaitable[Any]],
+    list_all: Callable[..., Awaitable[Any]],
+    namespace: str,
+    name: str,
+    *,
+    timeout: float,
+    until: Callable[[Any], bool] = lambda obj: False,
+) -> None:
+    """Return once the object is gone (or `until(object)` holds), woken by a watch on that
+    one object rather than by polling; TimeoutError at `timeout` seconds.
+
+    `read_one()` reads it (None when absent, after translation); `list_all` is the
+    namespaced list call the watch streams (e.g. `CoreV1Api.list_namespaced_pod`). The
+    watch starts at the read's resourceVersion, so a deletion between the two is seen.
+    """
+    async with asyncio.timeout(timeout):
+        while True:
+            current = await read_one()
+            if current is None or until(current):
+                return
+            stream = watch.Watch()
+            try:
+                with translated(f"watching {name}"):
+                    async for event in stream.stream(
+                        list_all,
+                        namespace,
+                        field_selector=f"metadata.name={name}",
+                        resource_version=current.metadata.resource_version,
+                        timeout_seconds=max(1, int(timeout)),
+                    ):
+                        if event["type"] == "DELETED" or until(event["object"]):
+                            return
+            except KubernetesError as error:
+                # 410 Gone: the version is too old to watch from; read and watch again.
+                if error.status != 410:
+                    raise
+            finally:
+                stream.stop()
+                await stream.close()
 
 
 def status_patch(status: ConsensusStatus) -> dict[str, Any]:

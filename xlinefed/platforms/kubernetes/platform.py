@@ -10,8 +10,6 @@ their own operator).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,10 +20,10 @@ from xlinefed.logs import get_logger
 from xlinefed.planner.desired import formation_of
 from xlinefed.planner.model import Desired, Formation
 from xlinefed.planner.steps import StartMode
-from xlinefed.platform import MemberRuntime
 from xlinefed.platforms.kubernetes import manifests, objects
 from xlinefed.platforms.kubernetes.objects import ObjectConflict, ObjectNotFound, translated
 from xlinefed.platforms.member_guard import DATA_LOST
+from xlinefed.platforms.protocol import MemberRuntime
 from xlinefed.topology import Member, desired_members, make_member, parse_member_name
 
 log = get_logger(__name__)
@@ -46,9 +44,22 @@ def _guard_found_data_lost(pod: Any) -> bool:
     return False
 
 
+def _started_at(pod: Any | None) -> float | None:
+    """When the kubelet started the pod (whole seconds), as wall-clock seconds."""
+    started = pod.status.start_time if pod is not None and pod.status is not None else None
+    return started.timestamp() if started is not None else None
+
+
 class KubernetesPlatform:
-    def __init__(self, api: client.ApiClient, resource: XlineCluster) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        resource: XlineCluster,
+        *,
+        guard_image: str = manifests.GUARD_IMAGE,
+    ) -> None:
         self.api = api
+        self.guard_image = guard_image
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.resource = resource
@@ -116,6 +127,7 @@ class KubernetesPlatform:
             has_data=member in self._pvcs and not _guard_found_data_lost(pod),
             revision=annotations.get(manifests.ANNOTATION_REVISION),
             version=annotations.get(manifests.ANNOTATION_VERSION),
+            started_at=_started_at(pod),
         )
 
     async def formed(self) -> bool:
@@ -183,6 +195,7 @@ class KubernetesPlatform:
             cluster_token(self.resource),
             initial_leader=initial_leader,
             require_data=require_data,
+            guard_image=self.guard_image,
         )
         try:
             with translated(f"creating pod {member}"):
@@ -194,15 +207,21 @@ class KubernetesPlatform:
     async def _wait_pod_gone(
         self, member: str, *, only_if_terminating: bool = False, timeout: float = 60.0
     ) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pod = await self._read_pod(member)
-            if pod is None:
-                return
-            if only_if_terminating and pod.metadata.deletion_timestamp is None:
-                return
-            await asyncio.sleep(0.2)
-        raise TimeoutError(f"pod {member} did not go away within {timeout:.0f}s")
+        """Until the pod is deleted (or, with `only_if_terminating`, until it is gone or
+        not being deleted), woken by a watch on it."""
+        try:
+            await objects.wait_deleted(
+                lambda: self._read_pod(member),
+                self.core.list_namespaced_pod,
+                self.namespace,
+                member,
+                timeout=timeout,
+                until=(lambda pod: pod.metadata.deletion_timestamp is None)
+                if only_if_terminating
+                else (lambda pod: False),
+            )
+        except TimeoutError:
+            raise TimeoutError(f"pod {member} did not go away within {timeout:.0f}s") from None
 
     async def stop(self, member: str) -> None:
         try:
@@ -225,15 +244,23 @@ class KubernetesPlatform:
                 await self.core.delete_namespaced_persistent_volume_claim(name, self.namespace)
         except ObjectNotFound:
             return
-        deadline = time.monotonic() + 60.0
-        while time.monotonic() < deadline:
-            try:
-                with translated(f"reading PVC {name}"):
-                    await self.core.read_namespaced_persistent_volume_claim(name, self.namespace)
-            except ObjectNotFound:
-                return
-            await asyncio.sleep(0.2)
-        raise TimeoutError(f"PVC {name} was not deleted within 60s")
+        try:
+            await objects.wait_deleted(
+                lambda: self._read_pvc(name),
+                self.core.list_namespaced_persistent_volume_claim,
+                self.namespace,
+                name,
+                timeout=60.0,
+            )
+        except TimeoutError:
+            raise TimeoutError(f"PVC {name} was not deleted within 60s") from None
+
+    async def _read_pvc(self, name: str) -> Any | None:
+        try:
+            with translated(f"reading PVC {name}"):
+                return await self.core.read_namespaced_persistent_volume_claim(name, self.namespace)
+        except ObjectNotFound:
+            return None
 
     async def ensure_service(self) -> None:
         """The headless Service and its ServiceExport (where the MCS CRD is installed),

@@ -25,6 +25,7 @@ from xlinefed.logs import configure, get_logger
 from xlinefed.planner import Done
 from xlinefed.planner.desired import desired_from
 from xlinefed.platforms.local import processes
+from xlinefed.platforms.local.backups import schedule_loop
 from xlinefed.platforms.local.platform import EngineNotFound, LocalPlatform
 from xlinefed.platforms.local.state import FederationDir
 from xlinefed.reporting import build_status, now_rfc3339
@@ -125,6 +126,8 @@ async def run(root: Path, name: str) -> int:
     holder = f"local-controller-{name}-{os.getpid()}"
     started = time.monotonic()
     log.info("controller started", federation=name, pid=os.getpid())
+    # Scheduled backups beside the reconcile loop: a long upload never delays a step.
+    backups = asyncio.create_task(schedule_loop(directory, stopping), name="backups")
     while not stopping.is_set():
         delay = IDLE_INTERVAL
         if directory.read_controller() != record:
@@ -168,6 +171,8 @@ async def run(root: Path, name: str) -> int:
         if delay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=delay)
+    with contextlib.suppress(Exception):
+        await backups
     log.info("controller stopped", federation=name)
     return 0
 

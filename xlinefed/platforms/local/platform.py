@@ -25,8 +25,8 @@ from xlinefed.launch import LaunchSpec, command
 from xlinefed.logs import get_logger
 from xlinefed.planner.model import Desired, Formation
 from xlinefed.planner.steps import StartMode
-from xlinefed.platform import MemberRuntime
 from xlinefed.platforms.local import processes
+from xlinefed.platforms.local.backups import restore_member
 from xlinefed.platforms.local.state import (
     FederationDir,
     MemberProcess,
@@ -34,6 +34,7 @@ from xlinefed.platforms.local.state import (
     list_federations,
 )
 from xlinefed.platforms.member_guard import has_consensus_data
+from xlinefed.platforms.protocol import MemberRuntime
 
 log = get_logger(__name__)
 
@@ -254,6 +255,7 @@ class LocalPlatform:
             and has_consensus_data(self.federation.spec.engine, self.dir.data_dir(member)),
             revision=process.revision if process else None,
             version=process.version if process else None,
+            started_at=(process.started_at or None) if process else None,
         )
 
     async def formed(self) -> bool:
@@ -314,6 +316,22 @@ class LocalPlatform:
             )
         binary, exact = find_binary(spec.engine, spec.version)
         ports = self._ports(member)
+        if (
+            mode is StartMode.NEW
+            and spec.from_backup is not None
+            and not self.dir.read_facts().formed
+            and not has_consensus_data(spec.engine, self.dir.data_dir(member))
+        ):
+            # An initial member of a federation that starts from a backup: its data
+            # directory is the verified snapshot, restored with the new member list
+            # (`up` fetched and checked it before anything started).
+            await restore_member(
+                self.dir,
+                member,
+                initial_cluster=list(initial_cluster),
+                cluster_token=self._cluster_token(),
+                peer_url=self.peer_url(member),
+            )
         for pid in processes.find_by_argument(f"--data-dir={self.dir.data_dir(member)}"):
             orphan = processes.record_of(pid)
             if orphan is not None:

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from hypothesis import strategies as st
 
-from tests.property.simulator import FEDERATION, make_desired
+from tests.support.simulation.simulator import FEDERATION, make_desired
 from xlinefed.api.engines import Engine
 from xlinefed.api.models import BootstrapMode, ClusterOrder
 from xlinefed.planner import Desired, Formation, Observed, ObservedMember

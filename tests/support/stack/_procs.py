@@ -1,7 +1,7 @@
 """Processes the stack starts: detached, logged to files, recorded in pidfiles.
 
 Every process is started in its own session (so it is its own process group and
-survives the Python process that started it, e.g. after `python -m tests.stack up`) and
+survives the Python process that started it, e.g. after `python -m tests.support.stack up`) and
 gets a pidfile `<state>/pids/<name>.pid` holding its pid and kernel start time. Stopping
 reads the pidfiles, checks that the pid still names the same process (the start time
 matches, so a recycled pid is never signalled), sends SIGTERM to the process group,

@@ -29,7 +29,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from tests.property import stats
+from tests.support.simulation import stats
 from xlinefed.api.engines import Engine, profile
 from xlinefed.api.models import BootstrapMode, ClusterOrder
 from xlinefed.planner import (

@@ -10,7 +10,7 @@ builds (and caches):
   `v1alpha1.cluster.karmada.io` APIService (an ExternalName Service to 127.0.0.1), then
   karmada-webhook, karmada-aggregated-apiserver, karmada-controller-manager and
   karmada-scheduler;
-- per member: kube-apiserver + kube-controller-manager + a hostlet (tests/stack/hostlet.py,
+- per member: kube-apiserver + kube-controller-manager + a hostlet (tests/support/stack/hostlet.py,
   the kubelet stand-in), registered in Karmada as a Push `Cluster` with the objects
   `karmadactl join` creates.
 
@@ -43,12 +43,12 @@ from typing import IO, Any
 
 import yaml
 
-from tests.stack import _pki, _procs
-from tests.stack._client import ApiError, Credentials, KubeClient, Obj, write_kubeconfig
-from tests.stack._hosts import remove_entries
+from tests.support.stack import _pki, _procs
+from tests.support.stack._client import ApiError, Credentials, KubeClient, Obj, write_kubeconfig
+from tests.support.stack._hosts import remove_entries
 from tests.support.wait import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO / "hack" / "stack" / "build.sh"
 DEFAULT_STATE = Path(os.environ.get("XLINEFED_STACK_STATE", "/tmp/xlinefed-stack"))
 ETCD = os.environ.get("XLINEFED_STACK_ETCD", "/usr/bin/etcd")
@@ -205,7 +205,7 @@ class Stack:
         return self.state_dir / "logs" / f"{component}.log"
 
     def env(self) -> dict[str, str]:
-        """Environment variables describing the stack (for `python -m tests.stack env`)."""
+        """Environment variables describing the stack (for `python -m tests.support.stack env`)."""
         values = {
             "XLINEFED_STACK_STATE": str(self.state_dir),
             "KARMADA_KUBECONFIG": str(self.karmada_kubeconfig),
@@ -293,7 +293,9 @@ class Stack:
         try:
             record = json.loads((state_dir / "stack.json").read_text())
         except FileNotFoundError:
-            raise StackError(f"no stack in {state_dir} (run `python -m tests.stack up`)") from None
+            raise StackError(
+                f"no stack in {state_dir} (run `python -m tests.support.stack up`)"
+            ) from None
         stack = cls(
             state_dir=state_dir,
             members=record["members"],
@@ -662,7 +664,7 @@ class Stack:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         self._spawn(
             f"{member}-hostlet",
-            [sys.executable, "-m", "tests.stack.hostlet", str(handle.config_path)],
+            [sys.executable, "-m", "tests.support.stack.hostlet", str(handle.config_path)],
             env=env,
             cwd=REPO,
         )

@@ -20,7 +20,7 @@ container as a local process:
   volumes are directories under the pod's directory. There is no mount namespace, so
   "mounting" is substitution: any arg or env value (and workingDir) containing a
   volumeMount's mountPath is rewritten to the host directory;
-- the pod's DNS names resolve through tagged /etc/hosts entries (tests/stack/_hosts.py):
+- the pod's DNS names resolve through tagged /etc/hosts entries (tests/support/stack/_hosts.py):
   the names in the annotation `xlinefed.io/dns-names` (comma-separated, e.g.
   `<pod>.<cluster>.<federation>.<ns>.svc.clusterset.local`) and, when the pod sets
   hostname and subdomain, `<hostname>.<subdomain>.<ns>.svc.cluster.local`;
@@ -41,7 +41,7 @@ their pidfiles. The loop is level-triggered: watches on pods and claims only wak
 each pass lists pods and claims and acts on the whole picture (and at least every second,
 for heartbeats, retries and deleted pods whose processes have stopped).
 
-Client: tests/stack/_client.py (blocking, stdlib) rather than kubernetes_asyncio,
+Client: tests/support/stack/_client.py (blocking, stdlib) rather than kubernetes_asyncio,
 because this is process supervision with blocking probes and one thread per pod.
 """
 
@@ -67,9 +67,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.stack import _hosts
-from tests.stack._client import ApiError, KubeClient, Obj
-from tests.stack._procs import PidFile, write_pidfile
+from tests.support.stack import _hosts
+from tests.support.stack._client import ApiError, KubeClient, Obj
+from tests.support.stack._procs import PidFile, write_pidfile
 
 log = logging.getLogger("hostlet")
 
@@ -1243,7 +1243,7 @@ class Hostlet:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m tests.stack.hostlet <config.json>", file=sys.stderr)
+        print("usage: python -m tests.support.stack.hostlet <config.json>", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s %(message)s"

@@ -266,7 +266,9 @@ def invariant_5(d: Desired, o: Observed, step: Step) -> list[str]:
 
 def invariant_6(d: Desired, o: Observed, step: Step) -> list[str]:
     """Scale-out adds the lowest missing ordinal first (clusters in spec order); scale-in
-    removes the highest ordinal first."""
+    removes the highest ordinal first — except a voter that does not count toward quorum
+    (down, cut off or behind), which may go first: nothing restarts a member the spec no
+    longer wants, and while it stays every other removal needs it."""
     present = {m.name for m in listed(o)}
     if isinstance(step, AddLearner):
         missing = [m for m in d.members if m.name not in present and d.in_scope(m.cluster)]
@@ -278,7 +280,7 @@ def invariant_6(d: Desired, o: Observed, step: Step) -> list[str]:
     if isinstance(step, RemoveMember) and t is not None and t.is_voter and not lost_data(t):
         if t.name in wanted:
             return [f"{step.describe()}: the spec wants it and its data is intact"]
-        if t.cluster is None:
+        if t.cluster is None or not counts(d, o, t):
             return []
         higher = [
             m.name

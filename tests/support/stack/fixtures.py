@@ -1,7 +1,7 @@
 """pytest plugin: the real Kubernetes + Karmada stack as session fixtures.
 
-Use it from a conftest with `pytest_plugins = ["tests.stack.fixtures"]` (root conftest)
-or by importing the fixtures (`from tests.stack.fixtures import stack  # noqa: F401`).
+Use it from a conftest with `pytest_plugins = ["tests.support.stack.fixtures"]` (root conftest)
+or by importing the fixtures (`from tests.support.stack.fixtures import stack  # noqa: F401`).
 
 - `stack_bin`: builds the binaries (hack/stack/build.sh; cached, a no-op when warm).
 - `stack`: a started stack with the members in `XLINEFED_STACK_MEMBERS` (default
@@ -10,7 +10,7 @@ or by importing the fixtures (`from tests.stack.fixtures import stack  # noqa: F
   /tmp/xlinefed-stack-pytest; `-2`, `-3`, ... when another live session holds it).
   Leftovers of a crashed earlier run in that dir are stopped by pid first. With
   `XLINEFED_STACK_REUSE=1` a stack already running there (started with
-  `python -m tests.stack --state-dir ... up`) is attached to and left running.
+  `python -m tests.support.stack --state-dir ... up`) is attached to and left running.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack._client import KubeClient
-from tests.stack._stack import Stack, StackError, StackInUse, build
+from tests.support.stack._client import KubeClient
+from tests.support.stack._stack import Stack, StackError, StackInUse, build
 
 MEMBERS = [
     m

@@ -1,4 +1,4 @@
-"""`python -m tests.stack up|down|env|build|status` — the test stack by hand."""
+"""`python -m tests.support.stack up|down|env|build|status` — the test stack by hand."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from tests.stack._stack import DEFAULT_STATE, Stack, StackError, build, down
+from tests.support.stack._stack import DEFAULT_STATE, Stack, StackError, build, down
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.stack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.support.stack", description=__doc__)
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="build (cached) and start a stack; prints its env")
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "env":
         _print_env(stack)
     else:
-        from tests.stack import _procs
+        from tests.support.stack import _procs
 
         for record in _procs.pidfiles_under(stack.state_dir / "pids"):
             state = "running" if record.alive() else "dead"

@@ -1,0 +1,158 @@
+"""Each tier's install, in apply order: the member cluster's, the Karmada API server's,
+and the federation operator's own cluster's."""
+
+from __future__ import annotations
+
+from xlinefed.install.karmada import crd_propagation_policy, interpreter_customization
+from xlinefed.install.names import (
+    DEFAULT_IMAGE,
+    DEFAULT_NAMESPACE,
+    FEDERATION_OPERATOR,
+    KUBECONFIG_DIR,
+    KUBECONFIG_SECRET,
+    MEMBER_OPERATOR,
+    METRICS_PORT,
+    Doc,
+)
+from xlinefed.install.rbac import federation_rules, member_rules
+from xlinefed.install.workloads import (
+    crd_copy,
+    deployment,
+    meta,
+    namespace_object,
+    rbac_objects,
+    selector,
+)
+
+
+def member_manifests(
+    cluster_id: str | None,
+    namespace: str = DEFAULT_NAMESPACE,
+    image: str = DEFAULT_IMAGE,
+) -> list[Doc]:
+    """Everything one member cluster needs, in apply order.
+
+    With `cluster_id` None the ConfigMap that names the cluster is left out (the committed
+    `deploy/member/operator.yaml`); create it with
+    `kubectl -n NS create configmap xlinefed-member-operator --from-literal=clusterId=ID`.
+    """
+    name = MEMBER_OPERATOR
+    docs: list[Doc] = [namespace_object(namespace, name), crd_copy("XlineCluster")]
+    docs += rbac_objects(name, namespace, member_rules())
+    if cluster_id is not None:
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": meta(name, name, namespace),
+                "data": {"clusterId": cluster_id},
+            }
+        )
+    env = [
+        {
+            "name": "XLINEFED_CLUSTER_ID",
+            "valueFrom": {"configMapKeyRef": {"name": name, "key": "clusterId"}},
+        },
+        # Where the metrics server listens (the Service below needs more than loopback).
+        {"name": "XLINEFED_METRICS_ADDRESS", "value": "0.0.0.0"},
+    ]
+    args = [
+        "member-operator",
+        "--cluster-id=$(XLINEFED_CLUSTER_ID)",
+        f"--metrics-port={METRICS_PORT}",
+    ]
+    docs.append(
+        deployment(name, namespace, image, args=args, env=env, service_account=name, metrics=True)
+    )
+    docs.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta(f"{name}-metrics", name, namespace),
+            "spec": {
+                "selector": selector(name),
+                "ports": [
+                    {
+                        "name": "metrics",
+                        "port": METRICS_PORT,
+                        "targetPort": "metrics",
+                        "protocol": "TCP",
+                    }
+                ],
+            },
+        }
+    )
+    return docs
+
+
+# --------------------------------------------------------------------------------------
+# Federation tier: the Karmada API server's objects
+
+
+def federation_karmada_manifests(namespace: str = DEFAULT_NAMESPACE) -> list[Doc]:
+    """Apply to the Karmada API server, in this order."""
+    name = FEDERATION_OPERATOR
+    docs: list[Doc] = [
+        namespace_object(namespace, name),
+        crd_copy("XlineFederation"),
+        crd_copy("XlineCluster"),
+    ]
+    docs += rbac_objects(name, namespace, federation_rules())
+    docs.append(
+        {
+            # A long-lived token for the ServiceAccount, to build the kubeconfig that the
+            # operator uses from outside Karmada (Karmada runs no pods of its own).
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                **meta(f"{name}-token", name, namespace),
+                "annotations": {"kubernetes.io/service-account.name": name},
+            },
+            "type": "kubernetes.io/service-account-token",
+        }
+    )
+    docs += [interpreter_customization(), crd_propagation_policy()]
+    return docs
+
+
+def federation_operator_manifests(
+    namespace: str = DEFAULT_NAMESPACE,
+    image: str = DEFAULT_IMAGE,
+    kubeconfig_secret: str = KUBECONFIG_SECRET,
+) -> list[Doc]:
+    """Apply to the cluster that runs the operator (e.g. Karmada's host cluster).
+
+    The operator talks only to Karmada, through the kubeconfig in `kubeconfig_secret`
+    (key `kubeconfig`), so its pod gets no token for the cluster it runs in.
+    """
+    name = FEDERATION_OPERATOR
+    # No readiness probe yet: the federation operator serves no metrics, and kopf's
+    # liveness endpoint is not switched on by `run_operator`.
+    operator = deployment(
+        name,
+        namespace,
+        image,
+        args=["federation-operator"],
+        env=[{"name": "KUBECONFIG", "value": f"{KUBECONFIG_DIR}/kubeconfig"}],
+        service_account=None,
+        metrics=False,
+        volumes=[{"name": "karmada", "secret": {"secretName": kubeconfig_secret}}],
+        mounts=[{"name": "karmada", "mountPath": KUBECONFIG_DIR, "readOnly": True}],
+    )
+    return [namespace_object(namespace, name), operator]
+
+
+def federation_manifests(
+    namespace: str = DEFAULT_NAMESPACE,
+    image: str = DEFAULT_IMAGE,
+    kubeconfig_secret: str = KUBECONFIG_SECRET,
+) -> list[Doc]:
+    """Both parts: `federation_karmada_manifests` then `federation_operator_manifests`
+    (the second Namespace is dropped; the two parts go to different API servers)."""
+    karmada = federation_karmada_manifests(namespace)
+    operator = federation_operator_manifests(namespace, image, kubeconfig_secret)
+    return karmada + [d for d in operator if d["kind"] != "Namespace"]
+
+
+# --------------------------------------------------------------------------------------
+# YAML
