@@ -225,12 +225,16 @@ def assess(desired: Desired, observed: Observed) -> Assessment:
             source=source,
             retry_after=5.0,
         )
+    # The other survivors are dropped too (the new cluster has only `source`): their data
+    # is the old cluster's; they are stopped and come back as new learners, wiped.
+    ids = dict(config)
+    dropped = tuple(n for n in survivors if n != source and n in ids)
     return Assessment(
         Verdict.RECOVER,
         f"{situation}; recovering from {source} ({_request_text(desired)})",
         source=source,
-        lost=lost,
-        lost_ids=lost_ids,
+        lost=lost + dropped,
+        lost_ids=lost_ids + tuple(ids[n] for n in dropped),
         applied_index=views[source].applied_index,
         retry_after=1.0,
     )

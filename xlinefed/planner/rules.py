@@ -327,7 +327,9 @@ def _recover_or_wait(view: _View, formation: Formation, running: int) -> Step:
             applied_index=found.applied_index,
             request=view.desired.recovery.key if view.desired.recovery else "",
         )
-    if found.verdict in (Verdict.REFUSED, Verdict.DONE, Verdict.UNDER_WAY):
+    if found.verdict is Verdict.UNDER_WAY:
+        return Wait(found.reason, retry_after=found.retry_after, code=WaitCode.RECOVERING)
+    if found.verdict in (Verdict.REFUSED, Verdict.DONE):
         return Wait(found.reason, retry_after=found.retry_after, code=WaitCode.RECOVERY_REFUSED)
     since = f" at {formation.formed_at}" if formation.formed_at else ""
     lost = f"; {found.reason}" if found.verdict is Verdict.NOT_REQUESTED else ""
@@ -342,17 +344,36 @@ def _recover_or_wait(view: _View, formation: Formation, running: int) -> Step:
 
 def _finish_recovery(view: _View) -> Step | None:
     """A survivor running with the force-new-cluster flag is restarted without it first:
-    a later start with the flag would drop every member added since."""
+    a later start with the flag would drop every member added since. So is the survivor
+    of a recovery not finished yet (its forced process crashed and it came back normally):
+    finishing records the revision reached, and regrowth waits for it."""
+    record = view.observed.recovery
     for member in _local(view, view.listed):
-        if not (member.forced and member.running):
+        unfinished = (
+            record is not None and not record.finished and member.name == record.from_member
+        )
+        if not (member.running and (member.forced or unfinished)):
             continue
-        others = [v.name for v in voters(view.listed) if v.name != member.name]
+        # Only the dropped voters' removal is waited for: a member another cluster's
+        # executor added since (it cannot see that this one still runs forced) is the
+        # regrowth, not a leftover.
+        others = [
+            v.name
+            for v in voters(view.listed)
+            if v.name != member.name and superseded(view.observed.recovery, v)
+        ]
         if others:
             return Wait(
                 f"{member.name} started as a new cluster but the member list still has "
                 f"{', '.join(others)}; waiting for the engine to commit their removal",
                 retry_after=1.0,
-                code=WaitCode.RECOVERY_REFUSED,
+                code=WaitCode.RECOVERING,
+            )
+        if not member.healthy:
+            return Wait(
+                f"{member.name} is starting as a new one-member cluster (recovery)",
+                retry_after=ask_again(view, [member.name]),
+                code=WaitCode.RECOVERING,
             )
         return FinishRecovery(member.name, _start_revision(view, member))
     return None
@@ -543,6 +564,16 @@ def _scale_out(view: _View) -> Step | None:
     ours = [m for m in missing if view.desired.in_scope(m.cluster, view.observed.now)]
     if not ours:
         return None
+    record = view.observed.recovery
+    if record is not None and not record.finished:
+        # The survivor still runs forced: it is restarted normally first (a one-voter
+        # restart; with a second voter added it would lose the quorum).
+        return Wait(
+            f"the recovery from {record.from_member} is not finished (it still runs with "
+            "the force-new-cluster flag); regrowing after it",
+            retry_after=1.0,
+            code=WaitCode.RECOVERING,
+        )
     member: DesiredMember = ours[0]
     seen = view.observed_member(member.name)
     # Nothing that another view still lists, that runs or that has data is re-added:

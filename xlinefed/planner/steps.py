@@ -64,6 +64,8 @@ class WaitCode(StrEnum):
     QUORUM_LOST = "QuorumLost"
     #: A recovery is asked for and refused for now (see the reason: who was seen when).
     RECOVERY_REFUSED = "RecoveryRefused"
+    #: A recovery is under way (the survivor starts forced, or is being finished).
+    RECOVERING = "Recovering"
 
 
 @dataclass(frozen=True)
