@@ -199,6 +199,12 @@ class RecoverySpec(Model):
         description="When the explicit recovery was asked for (RFC 3339); a recovery is "
         "carried out once per value (`xlinefed local recover` sets it).",
     )
+    requested_by: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Who or what asked (the audit trail; `xlinefed local recover` writes "
+        "user@host and the command).",
+    )
 
 
 #: A schedule: five cron fields ("*/15 * * * *", UTC) or "@every <N>s|m|h" (an interval
@@ -384,8 +390,12 @@ class StepStatus(Model):
 class RecoveryStatus(Model):
     """The last quorum-loss recovery, for the audit (docs/recovery.md)."""
 
-    from_member: str
-    at: str = Field(description="When the survivor was restarted with a new cluster (RFC 3339).")
+    from_member: str | None = Field(
+        default=None, description="The survivor the last recovery rebuilt from."
+    )
+    at: str | None = Field(
+        default=None, description="When the survivor was restarted as a new cluster (RFC 3339)."
+    )
     lost: list[str] = Field(default_factory=list, description="The voters it dropped.")
     applied_index: int | None = Field(
         default=None, description="The survivor's applied raft index when recovery began."
@@ -396,7 +406,11 @@ class RecoveryStatus(Model):
     request: str | None = Field(
         default=None, description="spec.recovery.requestedAt it answered, or 'automatic'."
     )
-    phase: str = Field(default="Forcing", description="Forcing, then Recovered.")
+    phase: str = Field(
+        default="Forcing",
+        description="Forcing (the survivor runs forced), then Recovered; Refused while one "
+        "asked for waits or is refused (see message).",
+    )
     #: Why a recovery is refused or waits right now (empty when none is asked for).
     message: str | None = None
 
