@@ -52,12 +52,25 @@ SURVIVOR = "rec-a-0"
 LOST = ("rec-b-0", "rec-c-0")
 
 
+class Loss:
+    writer: SequencedWriter
+    survivor_revision: int
+    acknowledged_before: dict[str, int]
+    lost_at: float
+
+
+LOSS = Loss()
+
+
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliFederation]:
     root = tmp_path_factory.mktemp("state")
     fed = CliFederation(root, "rec")
     fed.up(SPEC, tmp_path_factory.mktemp("spec"))
     yield fed
+    writer = getattr(LOSS, "writer", None)
+    if writer is not None:
+        writer.stop()
     fed.cli("local", "down", fed.name, "--purge", check=False)
 
 
@@ -82,16 +95,6 @@ def _destroy(federation: CliFederation, member: str) -> None:
     shutil.rmtree(federation.dir.data_dir(member))
     os.kill(process.record.pid, signal.SIGKILL)
     wait_until(lambda: not processes.is_alive(process.record), timeout=10, what=f"{member} dead")
-
-
-class Loss:
-    writer: SequencedWriter
-    survivor_revision: int
-    acknowledged_before: dict[str, int]
-    lost_at: float
-
-
-LOSS = Loss()
 
 
 def test_a_recovery_is_refused_while_the_lost_members_were_seen_recently(
