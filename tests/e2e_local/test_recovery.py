@@ -197,3 +197,79 @@ def test_status_json_carries_the_recovery(federation: CliFederation, tmp_path: P
     document = json.loads(federation.cli("local", "status", "rec", "-o", "json").stdout)
     assert document["recovery"]["fromMember"] == SURVIVOR
     assert document["recovery"]["at"]
+
+
+AUTO_SPEC = {
+    "apiVersion": "xlinefed.io/v1alpha1",
+    "kind": "XlineFederation",
+    "metadata": {"name": "auto"},
+    "spec": {
+        "engine": "etcd",
+        "version": "3.4.23",
+        "lostClusterGracePeriodSeconds": 8,
+        "clusters": [
+            {"id": "a", "replicas": 2},
+            {"id": "b", "replicas": 2},
+            {"id": "c", "replicas": 1},
+        ],
+    },
+}
+
+
+def test_automatic_recovery_from_two_survivors_of_five(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Opt-in automatic mode: b and c (three of five voters) are destroyed; a's two
+    members survive. Once the lost ones have been silent for the grace period the
+    controller recovers on its own from the most advanced survivor, drops the other
+    survivor too (its data is the old cluster's: it comes back wiped, as a learner), and
+    regrows to all five."""
+    root = tmp_path_factory.mktemp("state-auto")
+    fed = CliFederation(root, "auto")
+    fed.up(AUTO_SPEC, tmp_path_factory.mktemp("spec-auto"))
+    try:
+        fed.cli("local", "recover", "auto", "--automatic")
+        assert fed.dir.read_spec().spec.recovery.automatic
+        with SequencedWriter(fed.all_endpoints) as writer:
+            wait_until(lambda: len(writer.acknowledged) >= 30, timeout=30, what="first writes")
+            for member in ("auto-b-0", "auto-b-1", "auto-c-0"):
+                _destroy(fed, member)
+            before = dict(writer.revisions)
+
+            def recovered() -> dict | None:
+                status = fed.status()
+                recovery = status.get("recovery") or {}
+                return status if recovery.get("phase") == "Recovered" else None
+
+            status = wait_until(recovered, timeout=120, what="the automatic recovery")
+            source = status["recovery"]["fromMember"]
+            other = ({"auto-a-0", "auto-a-1"} - {source}).pop()
+            assert set(status["recovery"]["lost"]) == {"auto-b-0", "auto-b-1", "auto-c-0", other}
+            assert status["recovery"]["request"] == "automatic"
+
+            def regrown() -> bool:
+                status = fed.status()
+                return bool(status.get("converged")) and status.get("ready") == "5/5"
+
+            wait_until(regrown, timeout=240, what="regrowth to five voters")
+        voters, learners, leaders = fed.consensus_view()
+        assert voters == fed.desired_names() and not learners
+        assert len(leaders) == 1 and 0 not in leaders
+        report = writer.verify(fed.endpoints())
+        survivor_revision = status["recovery"]["revision"]
+        applied = {k for k, rev in before.items() if rev <= survivor_revision}
+        print(
+            "\nautomatic recovery: "
+            + json.dumps(
+                {
+                    "from": source,
+                    "acknowledged_before_loss": len(before),
+                    "lost_of_them": len(set(report.lost) & set(before)),
+                    "acknowledged_total": report.acknowledged,
+                    "lost_total": len(report.lost),
+                }
+            )
+        )
+        assert not (set(report.lost) & applied)
+    finally:
+        fed.cli("local", "down", "auto", "--purge", check=False)
