@@ -86,15 +86,27 @@ def _survivor_status(federation: CliFederation) -> tuple[int, list[str]]:
     return asyncio.run(ask())
 
 
-def _destroy(federation: CliFederation, member: str) -> None:
-    """The member's cluster is gone: its process stops at once (frozen first, so nothing
-    it does after its data is deleted counts) and its data directory is deleted."""
-    process = federation.dir.read_process(member)
-    assert process is not None and processes.is_alive(process.record)
-    os.kill(process.record.pid, signal.SIGSTOP)
-    shutil.rmtree(federation.dir.data_dir(member))
-    os.kill(process.record.pid, signal.SIGKILL)
-    wait_until(lambda: not processes.is_alive(process.record), timeout=10, what=f"{member} dead")
+def _destroy(federation: CliFederation, *members: str) -> None:
+    """The members' clusters are gone at once: their processes are frozen together (so
+    the controller cannot replace one while the others still form a quorum, and nothing
+    they do after their data is deleted counts), their data directories deleted, then
+    the processes killed."""
+    records = []
+    for member in members:
+        process = federation.dir.read_process(member)
+        assert process is not None and processes.is_alive(process.record)
+        records.append(process.record)
+    for record in records:
+        os.kill(record.pid, signal.SIGSTOP)
+    for member in members:
+        shutil.rmtree(federation.dir.data_dir(member))
+    for record in records:
+        os.kill(record.pid, signal.SIGKILL)
+    wait_until(
+        lambda: not any(processes.is_alive(r) for r in records),
+        timeout=10,
+        what=f"{', '.join(members)} dead",
+    )
 
 
 def test_a_recovery_is_refused_while_the_lost_members_were_seen_recently(
@@ -104,8 +116,7 @@ def test_a_recovery_is_refused_while_the_lost_members_were_seen_recently(
     writer.__enter__()
     LOSS.writer = writer
     wait_until(lambda: len(writer.acknowledged) >= 50, timeout=30, what="first writes")
-    for member in LOST:
-        _destroy(federation, member)
+    _destroy(federation, *LOST)
     LOSS.lost_at = time.time()
     LOSS.acknowledged_before = dict(writer.revisions)
     # The survivor answers, knows no leader, and applies nothing more.
@@ -181,7 +192,10 @@ def test_two_of_three_clusters_lost_are_recovered_and_regrown(
     }
     print("\nrecovery write report: " + json.dumps(summary))
     assert applied and not (applied & lost), sorted(applied & lost)[:10]
-    assert not (lost - set(before)), "writes acknowledged after the recovery were lost"
+    assert not (lost - set(before)), (
+        "writes acknowledged after the loss were lost; controller log:\n"
+        + federation.controller_log_tail(200)
+    )
 
     # Regrown to the spec: every member a voter, one leader, the status tells the truth.
     voters, learners, leaders = federation.consensus_view()
@@ -232,8 +246,7 @@ def test_automatic_recovery_from_two_survivors_of_five(
         assert fed.dir.read_spec().spec.recovery.automatic
         with SequencedWriter(fed.all_endpoints) as writer:
             wait_until(lambda: len(writer.acknowledged) >= 30, timeout=30, what="first writes")
-            for member in ("auto-b-0", "auto-b-1", "auto-c-0"):
-                _destroy(fed, member)
+            _destroy(fed, "auto-b-0", "auto-b-1", "auto-c-0")
             before = dict(writer.revisions)
 
             def recovered() -> dict | None:
