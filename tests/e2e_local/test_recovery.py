@@ -86,18 +86,25 @@ def _survivor_status(federation: CliFederation) -> tuple[int, list[str]]:
     return asyncio.run(ask())
 
 
-def _live_endpoints(federation: CliFederation) -> list[str]:
+class LiveEndpoints:
     """Client URLs of this federation's members whose process runs: a dead member's port
     may be taken by another program on the machine (another federation's member), and
-    the writer must not count writes to it."""
-    facts = federation.dir.read_facts()
-    urls = []
-    for name, ports in sorted(facts.ports.items()):
-        process = federation.dir.read_process(name)
-        if process is not None and processes.is_alive(process.record):
-            urls.append(f"http://127.0.0.1:{ports.client}")
-    # Never none (the writer needs one): for the instant no member runs, all of ours.
-    return urls or [f"http://127.0.0.1:{p.client}" for p in facts.ports.values()]
+    the writer must not count writes to it. For the instant none runs (the survivor
+    restarting), the last non-empty answer."""
+
+    def __init__(self, federation: CliFederation) -> None:
+        self.federation = federation
+        self.last: list[str] = []
+
+    def __call__(self) -> list[str]:
+        facts = self.federation.dir.read_facts()
+        urls = []
+        for name, ports in sorted(facts.ports.items()):
+            process = self.federation.dir.read_process(name)
+            if process is not None and processes.is_alive(process.record):
+                urls.append(f"http://127.0.0.1:{ports.client}")
+        self.last = urls or self.last
+        return self.last
 
 
 def _destroy(federation: CliFederation, *members: str) -> None:
@@ -126,7 +133,7 @@ def _destroy(federation: CliFederation, *members: str) -> None:
 def test_a_recovery_is_refused_while_the_lost_members_were_seen_recently(
     federation: CliFederation,
 ) -> None:
-    writer = SequencedWriter(lambda: _live_endpoints(federation))
+    writer = SequencedWriter(LiveEndpoints(federation))
     writer.__enter__()
     LOSS.writer = writer
     wait_until(lambda: len(writer.acknowledged) >= 50, timeout=30, what="first writes")
@@ -258,7 +265,7 @@ def test_automatic_recovery_from_two_survivors_of_five(
     try:
         fed.cli("local", "recover", "auto", "--automatic")
         assert fed.dir.read_spec().spec.recovery.automatic
-        with SequencedWriter(lambda: _live_endpoints(fed)) as writer:
+        with SequencedWriter(LiveEndpoints(fed)) as writer:
             wait_until(lambda: len(writer.acknowledged) >= 30, timeout=30, what="first writes")
             _destroy(fed, "auto-b-0", "auto-b-1", "auto-c-0")
             before = dict(writer.revisions)
