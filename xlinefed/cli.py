@@ -314,6 +314,96 @@ def upgrade(
     _run_change(root, name, action, timeout)
 
 
+@local.command("recover")
+def recover(
+    name: str,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="MEMBER",
+            help="The surviving member to rebuild from (it must answer and be the most "
+            "advanced survivor).",
+        ),
+    ] = None,
+    automatic: Annotated[
+        bool,
+        typer.Option(
+            "--automatic",
+            help="Instead: let the controller recover on its own, from the most advanced "
+            "survivor, once every lost member has been silent for the grace period.",
+        ),
+    ] = False,
+    state_dir: StateDir = None,
+    timeout: Timeout = 300.0,
+) -> None:
+    """Quorum-loss recovery: a majority of the members is gone for good; rebuild the
+    cluster from one survivor (etcd --force-new-cluster), then regrow to the spec one
+    member at a time. Refused while a lost member was seen within
+    spec.lostClusterGracePeriodSeconds (it may be alive behind a partition)."""
+    import getpass
+    import socket
+
+    from xlinefed.reporting import now_rfc3339
+
+    if (from_ is None) == (not automatic):
+        raise _fail("name the survivor with --from MEMBER, or pass --automatic (not both)", 2)
+    root = _root(state_dir)
+    requested_at = now_rfc3339()
+    command = f"xlinefed local recover {name} " + (f"--from {from_}" if from_ else "--automatic")
+    requested_by = f"{getpass.getuser()}@{socket.gethostname()}: {command}"
+    try:
+        generation, key = local_ops.request_recovery(root, name, from_, requested_at, requested_by)
+    except SpecError as error:
+        raise _spec_fail(error) from None
+    except (local_ops.NotFound, local_ops.RecoveryRefused) as error:
+        raise _fail(str(error)) from None
+    if from_ is None:
+        console.print(
+            _labelled(
+                "✓",
+                "green",
+                f"automatic recovery enabled for {name} (spec.recovery.automatic): if a "
+                "majority is lost, the controller rebuilds from the most advanced survivor "
+                "once every lost member has been silent for the grace period",
+            ),
+            highlight=False,
+        )
+        return
+    console.print(f"recovery of {name} from {from_} requested at {requested_at}", highlight=False)
+    started = time.monotonic()
+    try:
+        local_ops.wait_recovered(root, name, generation, key, timeout)
+    except local_ops.RecoveryRefused as error:
+        local_ops.withdraw_recovery(root, name, requested_at)
+        raise _fail(f"{error}\nnothing was changed; the request was withdrawn") from None
+    done = FederationDir(root, name).read_status() or {}
+    print_recovery(done.get("recovery"))
+    console.print(f"regrowing {name} to its spec, one member at a time", highlight=False)
+    status = _wait(root, name, generation, max(timeout - (time.monotonic() - started), 10.0))
+    print_table(
+        local_ops.with_client_urls(status, local_ops.client_urls(FederationDir(root, name)))
+    )
+
+
+def print_recovery(recovery: dict[str, Any] | None) -> None:
+    """The recovery on record, and what a requested one waits for now."""
+    if not recovery:
+        return
+    if recovery.get("fromMember"):
+        revision = recovery.get("revision")
+        console.print(
+            f"recovery: {recovery.get('phase')} from {recovery['fromMember']} at "
+            f"{recovery.get('at')} (request {recovery.get('request') or '-'}); applied index "
+            f"{recovery.get('appliedIndex') or '-'}, revision reached "
+            f"{'-' if revision is None else revision}; dropped "
+            f"{', '.join(recovery.get('lost') or []) or '-'}",
+            highlight=False,
+        )
+    if recovery.get("message"):
+        console.print(_labelled("recovery:", "yellow", str(recovery["message"])), highlight=False)
+
+
 def print_table(status: dict[str, Any] | None) -> None:
     if not status:
         console.print("no status yet: the controller has not finished a pass")
@@ -354,6 +444,9 @@ def print_table(status: dict[str, Any] | None) -> None:
     step = status.get("currentStep")
     if step:
         console.print(f"step: {step.get('kind')} — {step.get('reason')}", highlight=False)
+    recovery = status.get("recovery") or {}
+    if recovery.get("fromMember"):
+        print_recovery({**recovery, "message": None})
     for warning in status.get("warnings", []):
         console.print(_labelled("warning:", "yellow", str(warning)), highlight=False)
     if status.get("error"):

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from xlinefed.consensus import errors
 from xlinefed.consensus.client import (
@@ -31,8 +31,11 @@ from xlinefed.planner import (
     DeleteMember,
     Desired,
     Done,
+    FinishRecovery,
     Observed,
     PromoteLearner,
+    RecoverFrom,
+    RecoveryRecord,
     RemoveMember,
     RestartMember,
     StartMember,
@@ -69,6 +72,23 @@ JOINED_PREFIX = "/xlinefed/joined/"
 LATE_RETRY_FACTOR = 2.0
 #: (federation, member) -> wall-clock time it first gave no answer; see `_silence`.
 _SILENT_SINCE: dict[tuple[str, str], float] = {}
+#: (federation, member) -> wall-clock time it last answered a status request (with a
+#: leader or without), and federation -> since when this process has watched it: what
+#: a quorum-loss recovery's grace period is counted from. In memory on purpose: a
+#: restarted controller or operator starts the grace afresh (it errs on waiting).
+_LAST_SEEN: dict[tuple[str, str], float] = {}
+_WATCHING_SINCE: dict[str, float] = {}
+
+
+def no_leader_only(status: EndpointStatus) -> bool:
+    """It answered, and the only problem it reports is that it knows no leader (etcd
+    3.4 puts "etcdserver: no leader" in StatusResponse.errors, with its raft indexes
+    still filled in): alive but leaderless, what a survivor of a lost quorum says."""
+    return (
+        status.leader_id == 0
+        and bool(status.errors)
+        and all("no leader" in error for error in status.errors)
+    )
 
 
 def _answer(status: EndpointStatus) -> StatusAnswer:
@@ -94,6 +114,8 @@ class Snapshot:
     statuses: dict[str, EndpointStatus]
     runtimes: dict[str, MemberRuntime]
     lock_holder: str | None
+    #: Members that answered but know no leader (see `no_leader_only`).
+    leaderless: dict[str, EndpointStatus] = field(default_factory=dict)
 
 
 @dataclass
@@ -160,6 +182,7 @@ class Executor:
         published: dict[str, dict[str, str]] = {}
         joined: dict[str, float] = {}
         statuses: dict[str, EndpointStatus] = {}
+        leaderless: dict[str, EndpointStatus] = {}
         unanswered: dict[str, float] = {}
         lock_holder: str | None = None
         if probe:
@@ -171,8 +194,8 @@ class Executor:
             async with ConsensusClient(
                 self._endpoints(probe), settings=settings, pool=self.channels
             ) as client:
-                unanswered = await self._statuses(client, probe, statuses, timeout)
-                other_lists = await self._other_lists(client, list(statuses), timeout)
+                unanswered = await self._statuses(client, probe, statuses, timeout, leaderless)
+                other_lists = await self._other_lists(client, [*statuses, *leaderless], timeout)
                 await self._probe_unlisted(client, other_lists, names, peer_urls, statuses, timeout)
                 # The leader serves the list destructive steps act on; any member's list
                 # is still enough to heal (start what crashed) when no leader is known.
@@ -206,6 +229,13 @@ class Executor:
         if confirmed and not await self.platform.formed():
             await self.platform.mark_formed()
         formation = await self.platform.formation(desired)
+        now = self.wall_clock()
+        watching_since = _WATCHING_SINCE.setdefault(self.federation, now)
+        for name in (*statuses, *leaderless):
+            _LAST_SEEN[(self.federation, name)] = now
+        last_seen = {
+            name: seen for (fed, name), seen in _LAST_SEEN.items() if fed == self.federation
+        }
         raw = RawObservation(
             now=self.wall_clock(),
             federation=self.federation,
@@ -226,7 +256,11 @@ class Executor:
             formation=formation,
             peer_urls=peer_urls,
             unanswered=unanswered,
-            unanswered_since=self._silence(unanswered, statuses),
+            unanswered_since=self._silence(unanswered, [*statuses, *leaderless]),
+            leaderless={n: _answer(s) for n, s in leaderless.items()},
+            last_seen=last_seen,
+            watching_since=watching_since,
+            recovery=await self.platform.recovery(),
         )
         observed = build_observed(raw)
         for name in names:
@@ -239,7 +273,9 @@ class Executor:
                     revision=m.revision,
                     version=record.get("version"),
                 )
-        return Snapshot(observed, member_list or (), statuses, runtimes, lock_holder)
+        return Snapshot(
+            observed, member_list or (), statuses, runtimes, lock_holder, leaderless=leaderless
+        )
 
     async def _statuses(
         self,
@@ -247,6 +283,7 @@ class Executor:
         names: Sequence[str],
         statuses: dict[str, EndpointStatus],
         timeout: float,
+        leaderless: dict[str, EndpointStatus] | None = None,
     ) -> dict[str, float]:
         """Ask each member for its status; returns those that gave no answer in time
         (not a refusal) even when asked again with a longer deadline, and how long
@@ -272,6 +309,9 @@ class Executor:
             for name, result in zip(asked, results, strict=True):
                 if isinstance(result, EndpointStatus) and not result.errors:
                     statuses[name] = result
+                elif isinstance(result, EndpointStatus) and no_leader_only(result):
+                    if leaderless is not None:
+                        leaderless[name] = result
                 elif isinstance(result, errors.NoAnswer):
                     late.append(name)
             if not late:
@@ -563,6 +603,48 @@ class Executor:
                     name,
                     StartMode.EXISTING,
                     self._initial_from_list(snapshot, name),
+                    revision,
+                    require_data=True,
+                )
+            case RecoverFrom(name=name, revision=revision, lost=lost):
+                # No quorum, so no lock: the planner's refusals (every lost voter silent
+                # for the grace period) are the fence. The dropped members this platform
+                # runs are stopped first (their data is the old cluster's), the record
+                # is written before the forced start (so nothing restarts them on that
+                # data, even after a crash right here), then the survivor starts alone.
+                for dropped in lost:
+                    if platform.sees(dropped) and (await platform.runtime(dropped)).running:
+                        await platform.stop(dropped)
+                await platform.stop(name)
+                await platform.record_recovery(
+                    RecoveryRecord(
+                        from_member=name,
+                        at=self.wall_clock(),
+                        lost=lost,
+                        lost_ids=step.lost_ids,
+                        applied_index=step.applied_index,
+                        request=step.request,
+                    )
+                )
+                await platform.start_forced(name, revision)
+            case FinishRecovery(name=name, revision=revision):
+                record = await platform.recovery()
+                async with ConsensusClient(
+                    [platform.client_url(name)], timeout=self.request_timeout
+                ) as client:
+                    reached = (await client.status(platform.client_url(name))).revision
+                if record is not None:
+                    await platform.record_recovery(replace(record, revision=reached))
+                await prove(f"stop {name}")
+                still_proved(f"stop {name}")
+                await platform.stop(name)
+                # No second proof: the lock lives in this one member's store, which is
+                # down now (its lease cannot be kept alive); nobody can take the lock
+                # until it is back, and it must come back.
+                await platform.start(
+                    name,
+                    StartMode.EXISTING,
+                    [(name, platform.peer_url(name))],
                     revision,
                     require_data=True,
                 )

@@ -39,6 +39,9 @@ class LaunchSpec:
     #: The port the member serves its metrics on (in a pod), for engines that move it with
     #: a flag (`EngineProfile.metrics_port_flag`).
     metrics_listen_port: int | None = None
+    #: Start once as a new one-member cluster on the existing data (quorum-loss
+    #: recovery; `EngineProfile.force_new_cluster_flag`).
+    force_new_cluster: bool = False
 
 
 def command(spec: LaunchSpec) -> list[str]:
@@ -81,6 +84,10 @@ def command(spec: LaunchSpec) -> list[str]:
     engine = profile(spec.engine)
     if spec.version:
         argv.extend(engine.args_for(spec.version))
+    if spec.force_new_cluster:
+        if engine.force_new_cluster_flag is None:
+            raise ValueError(f"{spec.engine.value} has no force-new-cluster flag")
+        argv.append(engine.force_new_cluster_flag)
     args = {**engine.default_args, **spec.extra_args}
     argv.extend(f"--{key}={value}" for key, value in sorted(args.items()))
     return argv

@@ -12,6 +12,7 @@ from xlinefed.api.models import (
     MemberClusterSpec,
     MemberRole,
     MemberStatus,
+    RecoveryStatus,
     StepStatus,
 )
 from xlinefed.api.validation import warnings_for
@@ -21,7 +22,9 @@ from xlinefed.planner import (
     DeleteMember,
     Desired,
     Done,
+    FinishRecovery,
     PromoteLearner,
+    RecoverFrom,
     RemoveMember,
     RestartMember,
     StopMember,
@@ -29,6 +32,8 @@ from xlinefed.planner import (
     Wait,
     WipeData,
 )
+from xlinefed.planner.recovery import when
+from xlinefed.planner.steps import WaitCode
 
 
 def now_rfc3339() -> str:
@@ -89,6 +94,44 @@ def quota_warnings(db_sizes: Mapping[str, int], quota: int | None) -> list[str]:
         for name, size in sorted(db_sizes.items())
         if size >= QUOTA_WARNING_SHARE * quota
     ]
+
+
+#: Waits whose reason is about a (possible) quorum-loss recovery.
+_RECOVERY_WAITS = frozenset({WaitCode.RECOVERY_REFUSED, WaitCode.RECOVERING})
+
+
+def recovery_status(desired: Desired, outcome: Outcome) -> RecoveryStatus | None:
+    """status.recovery: the last recovery on record (from whom, when, what it dropped,
+    the revision reached) and, while one is asked for or under way, what happens now."""
+    record = outcome.snapshot.observed.recovery
+    step = outcome.step
+    message = None
+    if isinstance(step, Wait) and (
+        step.code in _RECOVERY_WAITS
+        or (desired.recovery is not None and "quorum lost" in step.reason)
+    ):
+        message = step.reason
+    elif isinstance(step, RecoverFrom | FinishRecovery):
+        message = step.describe() + (f" failed: {outcome.error}" if outcome.error else "")
+    elif isinstance(step, Wait) and "quorum lost" in step.reason:
+        message = step.reason
+    if record is None and message is None:
+        return None
+    if record is None:
+        asked = desired.recovery is not None and (
+            desired.recovery.automatic or desired.recovery.from_member is not None
+        )
+        return RecoveryStatus(phase="Refused" if asked else "NotRequested", message=message)
+    return RecoveryStatus(
+        from_member=record.from_member,
+        at=when(record.at),
+        lost=list(record.lost),
+        applied_index=record.applied_index,
+        revision=record.revision,
+        request=record.request or None,
+        phase="Recovered" if record.finished else "Forcing",
+        message=message,
+    )
 
 
 def build_status(
@@ -205,4 +248,5 @@ def build_status(
         clusters=",".join(f"{c.id}={c.replicas}" for c in clusters),
         version=conditions.running_version(members),
         endpoints=endpoints,
+        recovery=recovery_status(desired, outcome),
     )

@@ -446,6 +446,18 @@ CASES = [
         crd="spec.fromBackup.uri",
     ),
     Case(
+        "quorum-loss recovery on xline",
+        federation(engine="xline", version="0.7.0", recovery={"automatic": True}),
+        "spec.recovery",
+        "restore a new federation from a backup",
+    ),
+    Case(
+        "recovery both explicit and automatic",
+        federation(recovery={"fromMember": "fed-member1-0", "automatic": True}),
+        "spec.recovery",
+        "set one: fromMember for an explicit recovery, or automatic: true",
+    ),
+    Case(
         "XlineCluster id not in its topology",
         _cluster_obj(clusterId="member9"),
         "spec.clusterId",

@@ -110,6 +110,15 @@ class FixedPlatform:
     async def formation(self, desired: Desired) -> Formation:
         return Formation(initial_members=tuple(sorted(self.members)), formed=True)
 
+    async def recovery(self) -> None:
+        return None
+
+    async def record_recovery(self, record: object) -> None:
+        self._refuse("record a recovery")
+
+    async def start_forced(self, member: str, revision: str) -> None:
+        self._refuse(f"start {member} forced")
+
 
 def _freeze_after(owner: type, method: str, when: Any) -> None:
     """Wrap `owner.method` so that the process stops itself after it returns, once."""

@@ -76,6 +76,12 @@ def test_invariant_6_scale_out_lowest_first_scale_in_highest_first(situation):
 
 
 @SETTINGS
+@given(any_situation())
+def test_a_quorum_loss_recovery_is_asked_for_fenced_and_from_the_best_survivor(situation):
+    judge(invariants.recovery_is_fenced, situation)
+
+
+@SETTINGS
 @given(any_situation(), st.randoms(use_true_random=False))
 def test_invariant_7_same_inputs_same_step_in_any_member_order(situation, rnd):
     desired, observed = situation

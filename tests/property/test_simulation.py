@@ -17,6 +17,7 @@ from tests.support.simulation.simulator import Sim, WorldFaults, make_desired, r
 from tests.support.simulation.strategies import EXAMPLES, specs
 from xlinefed.api.engines import Engine, profile
 from xlinefed.api.models import BootstrapMode, ClusterOrder
+from xlinefed.planner import RecoveryRequest
 
 SIM_SETTINGS = settings(
     max_examples=max(10, EXAMPLES // 3),
@@ -295,4 +296,73 @@ def test_a_late_operator_starts_its_static_members_with_the_initial_cluster(spec
     run_to_done(
         sim, rng, max_steps=400 + 60 * sum(spec.values()), scopes=scopes, check=all_invariants
     )
+    stats.count_run()
+
+
+@SIM_SETTINGS
+@given(
+    st.sampled_from(({"a": 1, "b": 1, "c": 1}, {"a": 1, "b": 2, "c": 2}, {"a": 2, "b": 2, "c": 1})),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 2**32),
+)
+def test_two_of_three_clusters_lost_for_good_are_recovered_from_the_survivor(
+    spec, automatic, scoped, seed
+):
+    """Issue 14 item 3: clusters b and c are destroyed (processes and data), a is a
+    minority. Nothing happens within the grace period; after it, spec.recovery rebuilds
+    the cluster from a's most advanced member (--force-new-cluster), b's and c's new,
+    empty machines come back as learners one at a time, and the federation matches the
+    spec again, from a single cluster id, with every invariant checked on every step."""
+    rng = random.Random(seed)
+    grace = 30.0
+    sim = Sim.converged(make_desired(spec), rng=rng, leader="f-b-0")
+    scopes = tuple(frozenset({c}) for c in spec) if scoped else None
+    for _ in range(5):
+        for scope in scopes or (None,):
+            sim.observe(scope)  # the executors watch: they saw b and c answer
+        sim.tick()
+    sim.kill_cluster("b")
+    sim.kill_cluster("c")
+    sim.replace_cluster("b")
+    sim.replace_cluster("c")
+    killed_at = sim.now
+    survivors = [m for m in sim.voters() if m.cluster == "a"]
+    best = max(m.applied_index for m in survivors)
+    source = min(m.name for m in survivors if m.applied_index == best)
+    request = (
+        RecoveryRequest(automatic=True)
+        if automatic
+        else RecoveryRequest(from_member=source, requested_at="2026-12-07T06:00:00Z")
+    )
+    sim.desired = make_desired(spec, lost_cluster_grace=grace, recovery=request)
+    result = run_to_done(
+        sim, rng, max_steps=600 + 100 * sum(spec.values()), scopes=scopes, check=all_invariants
+    )
+    recovered = [line for line in result.trace if "recover the cluster from" in line]
+    assert len(recovered) == 1, recovered
+    assert sim.recovery is not None and sim.recovery.from_member == source
+    assert sim.recovery.at >= killed_at - 1 + grace
+    assert sim.recovery.revision is not None and sim.recovery.revision >= best
+    assert sim.cluster_uids == {1}
+    stats.count_run()
+
+
+@SIM_SETTINGS
+@given(st.integers(2, 12), st.integers(0, 2**32))
+def test_clusters_only_cut_off_within_the_grace_are_never_recovered_around(ticks, seed):
+    """The refusal: b and c are cut off (alive behind a partition), not lost, and
+    spec.recovery.automatic is set; the grace period is longer than the cut, so no
+    recovery happens (two clusters would), and the federation heals as it was."""
+    rng = random.Random(seed)
+    spec = {"a": 1, "b": 1, "c": 1}
+    sim = Sim.converged(
+        make_desired(spec, lost_cluster_grace=60.0, recovery=RecoveryRequest(automatic=True)),
+        rng=rng,
+    )
+    sim.cut("b", ticks)
+    sim.cut("c", ticks)
+    result = run_to_done(sim, rng, max_steps=400, check=all_invariants)
+    assert sim.recovery is None
+    assert not [line for line in result.trace if "recover the cluster" in line]
     stats.count_run()

@@ -138,6 +138,12 @@ class EngineProfile:
         except ValueError:
             return None
 
+    #: The flag that restarts one member on its own data as a new one-member cluster,
+    #: committing the removal of every other member (etcd `--force-new-cluster`); None
+    #: when the engine has none (Xline v0.7.0), so quorum-loss recovery needs a restore
+    #: from a backup instead (docs/recovery.md).
+    force_new_cluster_flag: str | None = None
+
     def reported_version(self, spec_version: str) -> str:
         """What a member running `spec_version` says it runs."""
         bare = spec_version.removeprefix("v")
@@ -168,6 +174,7 @@ ENGINES: dict[Engine, EngineProfile] = {
         },
         quota_arg="quota-backend-bytes",
         one_minor_at_a_time=True,
+        force_new_cluster_flag="--force-new-cluster",
     ),
     Engine.XLINE: EngineProfile(
         engine=Engine.XLINE,

@@ -178,6 +178,35 @@ class DepartedCluster(Model):
     since: str = Field(description="When it left the spec (RFC 3339).")
 
 
+class RecoverySpec(Model):
+    """Quorum-loss recovery (docs/recovery.md): rebuild the cluster from one surviving
+    voter when a majority is gone for good. Carried out only while the quorum is lost
+    and every lost voter has been silent for lostClusterGracePeriodSeconds."""
+
+    from_member: Dns1123Label | None = Field(
+        default=None,
+        description="The surviving voter to rebuild from (explicit recovery, carried out "
+        "once per requestedAt). It must answer and be the most advanced survivor.",
+    )
+    automatic: bool = Field(
+        default=False,
+        description="Without fromMember: recover on its own from the survivor with the "
+        "highest applied index once the grace period has passed (opt-in; see "
+        "docs/recovery.md for what a partition can do).",
+    )
+    requested_at: str | None = Field(
+        default=None,
+        description="When the explicit recovery was asked for (RFC 3339); a recovery is "
+        "carried out once per value (`xlinefed local recover` sets it).",
+    )
+    requested_by: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Who or what asked (the audit trail; `xlinefed local recover` writes "
+        "user@host and the command).",
+    )
+
+
 #: A schedule: five cron fields ("*/15 * * * *", UTC) or "@every <N>s|m|h" (an interval
 #: from the last run, for short test schedules). The shape is checked by the schema; the
 #: fields' values by `validation.backup_problems`.
@@ -288,7 +317,12 @@ class ConsensusTemplate(Model):
         ge=0,
         le=7 * 24 * 3600,
         description="How long a cluster removed from the spec (or a learner its cluster never "
-        "starts) may stay unreachable before the remaining clusters remove its members.",
+        "starts) may stay unreachable before the remaining clusters remove its members; "
+        "also how long every lost voter must be silent before a quorum-loss recovery.",
+    )
+    recovery: RecoverySpec | None = Field(
+        default=None,
+        description="Quorum-loss recovery from one surviving member (docs/recovery.md).",
     )
 
 
@@ -353,6 +387,34 @@ class StepStatus(Model):
     code: str | None = None
 
 
+class RecoveryStatus(Model):
+    """The last quorum-loss recovery, for the audit (docs/recovery.md)."""
+
+    from_member: str | None = Field(
+        default=None, description="The survivor the last recovery rebuilt from."
+    )
+    at: str | None = Field(
+        default=None, description="When the survivor was restarted as a new cluster (RFC 3339)."
+    )
+    lost: list[str] = Field(default_factory=list, description="The voters it dropped.")
+    applied_index: int | None = Field(
+        default=None, description="The survivor's applied raft index when recovery began."
+    )
+    revision: int | None = Field(
+        default=None, description="The store revision the recovered cluster reached."
+    )
+    request: str | None = Field(
+        default=None, description="spec.recovery.requestedAt it answered, or 'automatic'."
+    )
+    phase: str = Field(
+        default="Forcing",
+        description="Forcing (the survivor runs forced), then Recovered; Refused while one "
+        "asked for waits or is refused (see message).",
+    )
+    #: Why a recovery is refused or waits right now (empty when none is asked for).
+    message: str | None = None
+
+
 class ConsensusStatus(Model):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
@@ -389,6 +451,8 @@ class ConsensusStatus(Model):
     #: Client URLs to connect to: the serving voters' (and, on Kubernetes, the client
     #: Service per member cluster and its clusterset name).
     endpoints: list[str] = Field(default_factory=list)
+    #: The last quorum-loss recovery and why one waits now (docs/recovery.md).
+    recovery: RecoveryStatus | None = None
     #: Backups: the last success and failure, and the next run.
     backup: BackupStatus | None = None
 

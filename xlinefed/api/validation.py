@@ -40,6 +40,8 @@ RESERVED_ENGINE_ARGS = frozenset(
         "listen-client-urls",
         "members",
         "storage-engine",
+        # Quorum-loss recovery sets it for exactly one start (spec.recovery).
+        "force-new-cluster",
     }
 )
 
@@ -290,7 +292,38 @@ def backup_problems(spec: ConsensusTemplate) -> list[Problem]:
                     "newest one under the prefix",
                 )
             )
-    return problems
+    return problems + recovery_problems(spec)
+
+
+#: Why Xline cannot be recovered in place (docs/recovery.md).
+XLINE_NO_FORCE_NEW_CLUSTER = (
+    "Xline has no --force-new-cluster (no way to restart one member as a new cluster on "
+    "its own data), so a lost quorum cannot be recovered in place"
+)
+
+
+def recovery_problems(spec: ConsensusTemplate) -> list[Problem]:
+    recovery = spec.recovery
+    if recovery is None or not (recovery.automatic or recovery.from_member):
+        return []
+    if profile(spec.engine).force_new_cluster_flag is None:
+        return [
+            Problem(
+                "spec.recovery",
+                f"{spec.engine.value}: {XLINE_NO_FORCE_NEW_CLUSTER}",
+                "remove spec.recovery and restore a new federation from a backup "
+                "(spec.fromBackup, `xlinefed local up --from-backup URI`)",
+            )
+        ]
+    if recovery.from_member and recovery.automatic:
+        return [
+            Problem(
+                "spec.recovery",
+                "names fromMember and sets automatic",
+                "set one: fromMember for an explicit recovery, or automatic: true",
+            )
+        ]
+    return []
 
 
 def federation_problems(name: str, namespace: str, spec: XlineFederationSpec) -> list[Problem]:

@@ -1,6 +1,15 @@
 """The pure core: `plan(desired, observed) -> Step`. No I/O, no clock, no randomness."""
 
-from xlinefed.planner.model import Desired, DesiredMember, Formation, Observed, ObservedMember
+from xlinefed.planner.model import (
+    Desired,
+    DesiredMember,
+    Formation,
+    Observed,
+    ObservedMember,
+    OwnView,
+    RecoveryRecord,
+    RecoveryRequest,
+)
 from xlinefed.planner.rules import plan
 from xlinefed.planner.steps import (
     ALL_STEPS,
@@ -8,7 +17,9 @@ from xlinefed.planner.steps import (
     Bootstrap,
     DeleteMember,
     Done,
+    FinishRecovery,
     PromoteLearner,
+    RecoverFrom,
     RemoveMember,
     RestartMember,
     StartMember,
@@ -29,10 +40,15 @@ __all__ = [
     "Desired",
     "DesiredMember",
     "Done",
+    "FinishRecovery",
     "Formation",
     "Observed",
     "ObservedMember",
+    "OwnView",
     "PromoteLearner",
+    "RecoverFrom",
+    "RecoveryRecord",
+    "RecoveryRequest",
     "RemoveMember",
     "RestartMember",
     "StartMember",

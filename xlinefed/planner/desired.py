@@ -8,7 +8,7 @@ from datetime import datetime
 
 from xlinefed.api.engines import profile
 from xlinefed.api.models import ConsensusTemplate, ScaleInPolicy, XlineCluster, XlineFederation
-from xlinefed.planner.model import Desired, DesiredMember, Formation
+from xlinefed.planner.model import Desired, DesiredMember, Formation, RecoveryRequest
 from xlinefed.topology import desired_members
 
 
@@ -49,6 +49,13 @@ def desired_from(
         scope=scope,
         departed={d.id: epoch_seconds(d.since) for d in getattr(spec, "departed", [])},
         lost_cluster_grace=float(spec.lost_cluster_grace_period_seconds),
+        recovery=None
+        if spec.recovery is None
+        else RecoveryRequest(
+            from_member=spec.recovery.from_member,
+            automatic=spec.recovery.automatic,
+            requested_at=spec.recovery.requested_at,
+        ),
     )
 
 

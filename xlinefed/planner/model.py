@@ -21,6 +21,46 @@ class DesiredMember:
 
 
 @dataclass(frozen=True)
+class RecoveryRequest:
+    """`spec.recovery`: rebuild from one survivor once a majority is gone for good."""
+
+    #: The surviving voter to rebuild from; None with `automatic`.
+    from_member: str | None = None
+    #: Pick the survivor with the highest applied index, after the grace period.
+    automatic: bool = False
+    #: `spec.recovery.requestedAt`: an explicit recovery is carried out once per value.
+    requested_at: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What a recovery record answers: the explicit request, or 'automatic'."""
+        if self.from_member is None:
+            return "automatic"
+        return f"{self.from_member}@{self.requested_at or ''}"
+
+
+@dataclass(frozen=True)
+class RecoveryRecord:
+    """The last quorum-loss recovery, as the platform recorded it (the audit trail)."""
+
+    from_member: str
+    #: Wall-clock seconds at which the survivor was restarted as a new cluster.
+    at: float
+    #: The voters the recovery dropped, and their member ids in the old cluster.
+    lost: tuple[str, ...]
+    lost_ids: tuple[int, ...] = ()
+    applied_index: int | None = None
+    #: `RecoveryRequest.key` of the request it answered.
+    request: str = ""
+    #: The store revision the recovered cluster reached; None until it is finished.
+    revision: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.revision is not None
+
+
+@dataclass(frozen=True)
 class Desired:
     #: Every member the spec asks for, clusters in spec order, ordinals ascending.
     members: tuple[DesiredMember, ...]
@@ -48,8 +88,10 @@ class Desired:
     #: drains them; once `lost_cluster_grace` has passed, the first remaining cluster's
     #: executor drains whatever is left (the cluster may be gone for good).
     departed: Mapping[str, float] = field(default_factory=dict)
-    #: Seconds a departed cluster, or a learner whose cluster never starts it, is given.
+    #: Seconds a departed cluster, or a learner whose cluster never starts it, is given;
+    #: also how long every lost voter must be silent before a quorum-loss recovery.
     lost_cluster_grace: float = 600.0
+    recovery: RecoveryRequest | None = None
 
     def proposed_initial_members(self) -> tuple[str, ...]:
         """The initial member set this spec proposes, for an authority to record once:
@@ -115,6 +157,9 @@ class ObservedMember:
     revision: str | None = None
     #: The release it runs: what its status reports, else what it was started with.
     version: str | None = None
+    #: Its process runs with the engine's force-new-cluster flag (a recovery's first
+    #: start): it must be restarted normally before anything else happens.
+    forced: bool = False
     #: Wall-clock seconds at which the platform last started its process or pod; None
     #: when the platform cannot see it (another cluster's) or does not know.
     started_at: float | None = None
@@ -146,6 +191,19 @@ class Formation:
 
 
 @dataclass(frozen=True)
+class OwnView:
+    """What an answering member says of itself, leader or none: what recovery reads while
+    no quorum is confirmed."""
+
+    member_id: int
+    applied_index: int
+    #: It is a voter in its own member list.
+    is_voter: bool
+    #: The voters its own member list names: (name, member id).
+    voters: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
 class Observed:
     #: Wall-clock seconds on the executor's clock; the only notion of time the planner has.
     now: float
@@ -168,6 +226,16 @@ class Observed:
     #: Members that gave no answer in time, for less than NO_ANSWER_GRACE, with the
     #: seconds waited: unknown, not down. Nothing is done to them on that evidence.
     inconclusive: Mapping[str, float] = field(default_factory=dict)
+    #: Per answering member (with or without a leader): its own view (see OwnView).
+    own_views: Mapping[str, OwnView] = field(default_factory=dict)
+    #: Wall-clock seconds each member last answered a status request, as far as this
+    #: executor remembers; a member missing here has not answered since `watching_since`.
+    last_seen: Mapping[str, float] = field(default_factory=dict)
+    #: Since when this executor has watched (its memory of `last_seen` starts there);
+    #: None: unknown, so every member counts as just seen (recovery waits).
+    watching_since: float | None = None
+    #: The last quorum-loss recovery the platform recorded.
+    recovery: RecoveryRecord | None = None
 
     def member(self, name: str) -> ObservedMember | None:
         for member in self.members:

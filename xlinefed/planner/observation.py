@@ -21,8 +21,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from xlinefed.planner.model import NO_ANSWER_GRACE, Formation, Observed, ObservedMember
+from xlinefed.planner.model import (
+    NO_ANSWER_GRACE,
+    Formation,
+    Observed,
+    ObservedMember,
+    OwnView,
+    RecoveryRecord,
+)
 from xlinefed.planner.quorum import majority
+from xlinefed.planner.recovery import is_superseded
 from xlinefed.topology import parse_member_name
 
 
@@ -64,6 +72,8 @@ class MemberRuntime:
     has_data: bool = False
     revision: str | None = None
     version: str | None = None
+    #: Its process was started with the force-new-cluster flag (a recovery's first start).
+    forced: bool = False
     #: Wall-clock seconds of the process's or pod's start; None when unknown.
     started_at: float | None = None
 
@@ -103,6 +113,24 @@ class RawObservation:
     #: waited, and the wall-clock time they first stopped answering.
     unanswered: Mapping[str, float] = field(default_factory=dict)
     unanswered_since: Mapping[str, float] = field(default_factory=dict)
+    #: Members that answered a status request saying they know no leader (etcd: "no
+    #: leader"): alive, but not serving. Their own lists are in `other_lists`.
+    leaderless: Mapping[str, StatusAnswer] = field(default_factory=dict)
+    #: Wall-clock seconds each member last answered (the executor's memory), and since
+    #: when the executor has watched.
+    last_seen: Mapping[str, float] = field(default_factory=dict)
+    watching_since: float | None = None
+    #: The last quorum-loss recovery the platform recorded.
+    recovery: RecoveryRecord | None = None
+
+
+def superseded_names(raw: RawObservation) -> frozenset[str]:
+    """Members whose incarnation a recovery dropped (see `recovery.superseded`)."""
+    return frozenset(
+        name
+        for name in set(raw.names) | set(raw.statuses) | set(raw.leaderless)
+        if is_superseded(raw.recovery, name, raw.joined.get(name))
+    )
 
 
 def candidate_leader(statuses: Mapping[str, StatusAnswer]) -> str | None:
@@ -135,7 +163,7 @@ def confirmed_leader(raw: RawObservation) -> tuple[str | None, int | None]:
     if not raw.confirmed or raw.member_list is None or source is None:
         return None, None
     own = raw.statuses.get(source)
-    if own is None or not own.leads:
+    if own is None or not own.leads or source in superseded_names(raw):
         return None, None
     voter_ids = {e.id for e in raw.member_list if not e.is_learner}
     if own.member_id not in voter_ids:
@@ -150,19 +178,40 @@ def confirmed_leader(raw: RawObservation) -> tuple[str | None, int | None]:
     return source, own.term
 
 
+def own_views(raw: RawObservation, by_peer: Mapping[str, str]) -> dict[str, OwnView]:
+    """Each answering member's own view of itself (see `OwnView`)."""
+    lists = dict(raw.other_lists)
+    if raw.list_source is not None and raw.member_list is not None:
+        lists[raw.list_source] = raw.member_list
+    views = {}
+    for name, answer in {**raw.leaderless, **raw.statuses}.items():
+        entries = lists.get(name)
+        if entries is None:
+            continue
+        voters = tuple((name_of(e, by_peer), e.id) for e in entries if not e.is_learner)
+        views[name] = OwnView(
+            member_id=answer.member_id,
+            applied_index=answer.applied_index,
+            is_voter=any(member_id == answer.member_id for _, member_id in voters),
+            voters=voters,
+        )
+    return views
+
+
 def build_observed(raw: RawObservation) -> Observed:
     by_peer = peers_by_url(raw.peer_urls)
     listed = {name_of(e, by_peer): e for e in raw.member_list or ()}
-    elsewhere = {
-        name_of(e, by_peer)
+    # A dropped incarnation's list is the old cluster's: it counts as no view at all.
+    dropped = superseded_names(raw)
+    views_elsewhere = {
+        source: entries
         for source, entries in raw.other_lists.items()
-        if source != raw.list_source
-        for e in entries
+        if source != raw.list_source and source not in dropped
     }
+    elsewhere = {name_of(e, by_peer) for entries in views_elsewhere.values() for e in entries}
     by_others = {
         name
-        for source, entries in raw.other_lists.items()
-        if source != raw.list_source
+        for source, entries in views_elsewhere.items()
         for e in entries
         if (name := name_of(e, by_peer)) != source
     }
@@ -209,6 +258,7 @@ def build_observed(raw: RawObservation) -> Observed:
                 revision=runtime.revision,
                 version=(status.version if status else "") or runtime.version,
                 joined_at=raw.joined.get(name),
+                forced=runtime.forced,
                 started_at=runtime.started_at,
             )
         )
@@ -228,4 +278,8 @@ def build_observed(raw: RawObservation) -> Observed:
             for name, waited in raw.unanswered.items()
             if raw.now - raw.unanswered_since.get(name, raw.now) < NO_ANSWER_GRACE
         },
+        own_views={n: v for n, v in own_views(raw, by_peer).items() if n not in dropped},
+        last_seen=raw.last_seen,
+        watching_since=raw.watching_since,
+        recovery=raw.recovery,
     )

@@ -23,12 +23,15 @@ from xlinefed.planner.quorum import (
     safe_to_take_down,
     voters,
 )
+from xlinefed.planner.recovery import Verdict, assess, superseded
 from xlinefed.planner.steps import (
     AddLearner,
     Bootstrap,
     DeleteMember,
     Done,
+    FinishRecovery,
     PromoteLearner,
+    RecoverFrom,
     RemoveMember,
     RestartMember,
     StartMember,
@@ -153,6 +156,8 @@ def plan(desired: Desired, observed: Observed) -> Step:
         (_before_quorum,)
         if not observed.member_list_known
         else (
+            # A recovery's forced start is undone before anything else happens.
+            _finish_recovery,
             # Healing needs no leader: a crashed member may be what a quorum is missing.
             _start_listed,
             _no_leader,
@@ -254,6 +259,8 @@ def _before_quorum(view: _View) -> Step:
     # ones; a deleted one (not present) has been removed from the list already.
     crashed = [m for m in _local(view, observed.members) if m.has_data and not m.running]
     crashed = [m for m in crashed if m.name in view.desired_names or m.present]
+    # Data a recovery dropped belongs to the old cluster: never started on again.
+    crashed = [m for m in crashed if not superseded(observed.recovery, m)]
     if crashed:
         member = min(
             crashed,
@@ -273,15 +280,9 @@ def _before_quorum(view: _View) -> Step:
     running = sum(1 for m in observed.members if m.running)
     if formation.formed or observed.formed:
         # One bootstrap per federation, ever: a cluster that cannot reach the others
-        # (its network is not up yet, or it is cut off) waits for them.
-        since = f" at {formation.formed_at}" if formation.formed_at else ""
-        return Wait(
-            "cannot reach a quorum of the federation (no leader answers with a majority "
-            f"behind it); not bootstrapping: it formed{since}. {running} member(s) running "
-            "here; waiting for a majority to answer",
-            retry_after=2.0,
-            code=WaitCode.FEDERATION_UNREACHABLE,
-        )
+        # (its network is not up yet, or it is cut off) waits for them, unless a
+        # majority is gone for good and spec.recovery asks to rebuild from a survivor.
+        return _recover_or_wait(view, formation, running)
     if not desired.members:
         return Wait("no members wanted", retry_after=5.0, code=WaitCode.NO_QUORUM)
     initial = formation.initial_members
@@ -314,6 +315,70 @@ def _before_quorum(view: _View) -> Step:
         retry_after=1.0,
         code=WaitCode.BOOTSTRAPPING,
     )
+
+
+def _recover_or_wait(view: _View, formation: Formation, running: int) -> Step:
+    found = assess(view.desired, view.observed)
+    if found.verdict is Verdict.RECOVER and found.source is not None:
+        source = view.observed_member(found.source)
+        return RecoverFrom(
+            source.name,
+            _start_revision(view, source),
+            lost=found.lost,
+            lost_ids=found.lost_ids,
+            applied_index=found.applied_index,
+            request=view.desired.recovery.key if view.desired.recovery else "",
+        )
+    if found.verdict is Verdict.UNDER_WAY:
+        return Wait(found.reason, retry_after=found.retry_after, code=WaitCode.RECOVERING)
+    if found.verdict in (Verdict.REFUSED, Verdict.DONE):
+        return Wait(found.reason, retry_after=found.retry_after, code=WaitCode.RECOVERY_REFUSED)
+    since = f" at {formation.formed_at}" if formation.formed_at else ""
+    lost = f"; {found.reason}" if found.verdict is Verdict.NOT_REQUESTED else ""
+    return Wait(
+        "cannot reach a quorum of the federation (no leader answers with a majority "
+        f"behind it); not bootstrapping: it formed{since}. {running} member(s) running "
+        f"here; waiting for a majority to answer{lost}",
+        retry_after=2.0,
+        code=WaitCode.FEDERATION_UNREACHABLE,
+    )
+
+
+def _finish_recovery(view: _View) -> Step | None:
+    """A survivor running with the force-new-cluster flag is restarted without it first:
+    a later start with the flag would drop every member added since. So is the survivor
+    of a recovery not finished yet (its forced process crashed and it came back normally):
+    finishing records the revision reached, and regrowth waits for it."""
+    record = view.observed.recovery
+    for member in _local(view, view.listed):
+        unfinished = (
+            record is not None and not record.finished and member.name == record.from_member
+        )
+        if not (member.running and (member.forced or unfinished)):
+            continue
+        # Only the dropped voters' removal is waited for: a member another cluster's
+        # executor added since (it cannot see that this one still runs forced) is the
+        # regrowth, not a leftover.
+        others = [
+            v.name
+            for v in voters(view.listed)
+            if v.name != member.name and superseded(view.observed.recovery, v)
+        ]
+        if others:
+            return Wait(
+                f"{member.name} started as a new cluster but the member list still has "
+                f"{', '.join(others)}; waiting for the engine to commit their removal",
+                retry_after=1.0,
+                code=WaitCode.RECOVERING,
+            )
+        if not member.healthy:
+            return Wait(
+                f"{member.name} is starting as a new one-member cluster (recovery)",
+                retry_after=ask_again(view, [member.name]),
+                code=WaitCode.RECOVERING,
+            )
+        return FinishRecovery(member.name, _start_revision(view, member))
+    return None
 
 
 def _initial_leader(view: _View) -> str | None:
@@ -528,6 +593,16 @@ def _scale_out(view: _View) -> Step | None:
     ours = [m for m in missing if view.desired.in_scope(m.cluster, view.observed.now)]
     if not ours:
         return None
+    record = view.observed.recovery
+    if record is not None and not record.finished:
+        # The survivor still runs forced: it is restarted normally first (a one-voter
+        # restart; with a second voter added it would lose the quorum).
+        return Wait(
+            f"the recovery from {record.from_member} is not finished (it still runs with "
+            "the force-new-cluster flag); regrowing after it",
+            retry_after=1.0,
+            code=WaitCode.RECOVERING,
+        )
     member: DesiredMember = ours[0]
     seen = view.observed_member(member.name)
     # Nothing that another view still lists, that runs or that has data is re-added:

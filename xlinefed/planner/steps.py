@@ -61,6 +61,12 @@ class WaitCode(StrEnum):
     SETTLING = "Settling"
     NO_ANSWER = "NoAnswer"
     VERSION_SKIP = "VersionSkip"
+    #: A majority of the voters is gone and no recovery is asked for (spec.recovery).
+    QUORUM_LOST = "QuorumLost"
+    #: A recovery is asked for and refused for now (see the reason: who was seen when).
+    RECOVERY_REFUSED = "RecoveryRefused"
+    #: A recovery is under way (the survivor starts forced, or is being finished).
+    RECOVERING = "Recovering"
 
 
 @dataclass(frozen=True)
@@ -236,6 +242,54 @@ class RestartMember(Step):
 
 
 @dataclass(frozen=True)
+class RecoverFrom(Step):
+    """Quorum-loss recovery, first half: stop the surviving voter `name` and start it once
+    with the engine's force-new-cluster flag on its own data, so it comes up as a
+    one-member cluster that has committed the removal of every other member. There is no
+    quorum to take the lock in; the planner's grace period and refusals are the fence."""
+
+    changes_membership: ClassVar[bool] = True
+    name: str
+    revision: str
+    #: The voters it drops (gone for good), with their ids in the old cluster.
+    lost: tuple[str, ...]
+    lost_ids: tuple[int, ...] = ()
+    #: Its applied index when the recovery was chosen (what the new cluster starts from).
+    applied_index: int = 0
+    #: `RecoveryRequest.key` it answers.
+    request: str = ""
+
+    @property
+    def member(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        return (
+            f"recover the cluster from {self.name} (applied index {self.applied_index}): "
+            f"restart it as a new one-member cluster, dropping {', '.join(self.lost)}"
+        )
+
+
+@dataclass(frozen=True)
+class FinishRecovery(Step):
+    """Quorum-loss recovery, second half: record the revision the recovered cluster
+    reached, then restart the survivor without the force-new-cluster flag (a later start
+    with it would drop every member added since). Regrowth follows through the usual
+    rules: one learner at a time, promoted once caught up."""
+
+    needs_lock: ClassVar[bool] = True
+    name: str
+    revision: str
+
+    @property
+    def member(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        return f"finish the recovery: restart {self.name} without --force-new-cluster"
+
+
+@dataclass(frozen=True)
 class Wait(Step):
     reason: str
     retry_after: float = 1.0
@@ -262,6 +316,8 @@ ALL_STEPS: tuple[type[Step], ...] = (
     WipeData,
     DeleteMember,
     RestartMember,
+    RecoverFrom,
+    FinishRecovery,
     Wait,
     Done,
 )

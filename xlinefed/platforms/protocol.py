@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from xlinefed.planner.model import Desired, Formation
+from xlinefed.planner.model import Desired, Formation, RecoveryRecord
 from xlinefed.planner.observation import MemberRuntime
 from xlinefed.planner.steps import StartMode
 
@@ -60,4 +60,18 @@ class Platform(Protocol):
         """The bootstrap authority: who may bootstrap, and whether the federation formed.
         Kubernetes: the XlineCluster's spec (written by the federation tier); local: the
         controller's state (recorded once, at the first bootstrap)."""
+        ...
+
+    # --- quorum-loss recovery (docs/recovery.md)
+    async def recovery(self) -> RecoveryRecord | None:
+        """The last quorum-loss recovery recorded (the audit trail), if any."""
+        ...
+
+    async def record_recovery(self, record: RecoveryRecord) -> None:
+        """Record (or update) the last recovery; kept where a restart still reads it."""
+        ...
+
+    async def start_forced(self, member: str, revision: str) -> None:
+        """Start `member` once on its own data with the engine's force-new-cluster flag
+        (it must be stopped); its next start is a normal one."""
         ...

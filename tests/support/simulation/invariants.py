@@ -19,6 +19,7 @@ from xlinefed.planner import (
     Observed,
     ObservedMember,
     PromoteLearner,
+    RecoverFrom,
     RemoveMember,
     RestartMember,
     StartMember,
@@ -91,8 +92,12 @@ def target(o: Observed, step: Step) -> ObservedMember | None:
 
 
 def invariant_1(d: Desired, o: Observed, step: Step) -> list[str]:
-    """One membership change at a time, every one under the global lock."""
+    """One membership change at a time, every one under the global lock. The one
+    exception is a quorum-loss recovery (no quorum to take the lock in), judged by
+    `recovery_is_fenced` instead."""
     problems = []
+    if isinstance(step, RecoverFrom):
+        return []
     if step.changes_membership and not step.needs_lock:
         problems.append(f"{step.kind} changes membership without the lock")
     if step.needs_lock and o.lock_holder is not None:
@@ -323,6 +328,45 @@ def destructive_steps_act_on_the_leaders_view(d: Desired, o: Observed, step: Ste
     return []
 
 
+def recovery_is_fenced(d: Desired, o: Observed, step: Step) -> list[str]:
+    """A quorum-loss recovery (docs/recovery.md) happens only when asked for, while no
+    quorum is confirmed and the answering voters are fewer than a majority of the most
+    advanced survivor's configuration, from that survivor (or one as far), and only once
+    every lost voter has been silent for the whole grace period and none merely timed
+    out; never for an engine without a force-new-cluster start."""
+    if not isinstance(step, RecoverFrom):
+        return []
+    problems = []
+    request = d.recovery
+    if request is None or not (request.automatic or request.from_member is not None):
+        problems.append(f"{step.describe()} without spec.recovery")
+    if request is not None and request.from_member not in (None, step.name):
+        problems.append(f"{step.describe()} but spec.recovery.fromMember={request.from_member}")
+    if d.engine.force_new_cluster_flag is None:
+        problems.append(f"{step.describe()} on {d.engine.engine.value}, which has no such start")
+    if o.member_list_known:
+        problems.append(f"{step.describe()} while a quorum is confirmed")
+    views = o.own_views
+    own = views.get(step.name)
+    if own is None or not own.is_voter:
+        problems.append(f"{step.describe()}: {step.name} is not an answering voter")
+        return problems
+    if any(v.is_voter and v.applied_index > own.applied_index for v in views.values()):
+        problems.append(f"{step.describe()}: another survivor has applied more")
+    answering = [name for name, _ in own.voters if name in views]
+    if len(answering) >= majority(len(own.voters)):
+        problems.append(f"{step.describe()} while {answering} (a majority) answer")
+    for name, _ in own.voters:
+        if name in views:
+            continue
+        if name in o.inconclusive:
+            problems.append(f"{step.describe()} while {name} only timed out")
+        seen = o.last_seen.get(name, o.watching_since)
+        if seen is None or o.now - seen < d.lost_cluster_grace:
+            problems.append(f"{step.describe()}: {name} was seen within the grace period")
+    return problems
+
+
 def closed_set(d: Desired, o: Observed, step: Step) -> list[str]:
     """Exactly one step from the closed set; a Wait says why."""
     if type(step) not in ALL_STEPS:
@@ -344,6 +388,7 @@ INVARIANTS: tuple[Callable[[Desired, Observed, Step], list[str]], ...] = (
     invariant_6,
     never_wipe_what_a_view_has,
     destructive_steps_act_on_the_leaders_view,
+    recovery_is_fenced,
 )
 
 

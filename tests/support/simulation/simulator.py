@@ -39,9 +39,13 @@ from xlinefed.planner import (
     Desired,
     DesiredMember,
     Done,
+    FinishRecovery,
     Formation,
     Observed,
     PromoteLearner,
+    RecoverFrom,
+    RecoveryRecord,
+    RecoveryRequest,
     RemoveMember,
     RestartMember,
     StartMember,
@@ -86,6 +90,7 @@ def make_desired(
     scope: frozenset[str] | None = None,
     departed: Mapping[str, float] | None = None,
     lost_cluster_grace: float = 600.0,
+    recovery: RecoveryRequest | None = None,
 ) -> Desired:
     """A `Desired` as `desired_from` builds it (names `f-<cluster>-<ordinal>`), without
     the pydantic round trip, so generated topologies stay cheap."""
@@ -107,6 +112,7 @@ def make_desired(
         scope=scope,
         departed=dict(departed or {}),
         lost_cluster_grace=lost_cluster_grace,
+        recovery=recovery,
     )
 
 
@@ -156,6 +162,8 @@ class SimMember:
     cluster_uid: int | None = None
     #: Its cluster died for good: nothing runs here any more.
     dead: bool = False
+    #: It runs with the engine's force-new-cluster flag (a recovery's first start).
+    forced: bool = False
 
     @property
     def in_list(self) -> bool:
@@ -208,6 +216,10 @@ class Sim:
     flagged: set[str] = field(default_factory=set)
     #: Every event, for failure messages and golden scripts.
     history: list[str] = field(default_factory=list)
+    #: Per executor scope: when each member last answered it (the executor's memory).
+    last_seen: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: The last quorum-loss recovery, as the platform records it.
+    recovery: RecoveryRecord | None = None
 
     # --- construction ---------------------------------------------------------------
 
@@ -388,6 +400,8 @@ class Sim:
         key = self._scope_key(scope)
         if confirmed:
             self.seen_formed.add(key)
+        seen_at = self.last_seen.setdefault(key, {})
+        seen_at.update(dict.fromkeys(statuses, self.now))
         if self.initial is None and self.desired.members:
             # The authority records the initial set the first time anyone asks.
             self.initial = self.desired.proposed_initial_members()
@@ -403,6 +417,7 @@ class Sim:
                     running=m.running,
                     has_data=m.has_data,
                     revision=m.revision if m.present else None,
+                    forced=m.forced and m.running,
                 )
                 for name, m in self.members.items()
                 if name in seen
@@ -425,6 +440,9 @@ class Sim:
             else None,
             peer_urls={name: peer_url(name) for name in self.members}
             | {m.name: peer_url(m.name) for m in self.desired.members},
+            last_seen=dict(seen_at),
+            watching_since=0.0,
+            recovery=self.recovery,
         )
 
     def observe(self, scope: frozenset[str] | None = None) -> Observed:
@@ -567,6 +585,20 @@ class Sim:
                     self.leader = None
         self.history.append(f"cluster {cluster} died")
 
+    def replace_cluster(self, cluster: str) -> None:
+        """A dead cluster's machines are replaced: empty, nothing runs, nothing listed by
+        the new machines (what the lost members' data and processes were is gone)."""
+        for m in self.members.values():
+            if m.cluster == cluster and m.dead:
+                m.dead = False
+                m.present = False
+                m.has_data = False
+                m.applied_index = 0
+                m.cluster_uid = None
+                m.run_id = None
+                m.view = None
+        self.history.append(f"cluster {cluster} replaced by empty machines")
+
     def hold_lock(self, holder: str, ticks: int) -> None:
         self.lock_holder = holder
         self.lock_ticks = ticks
@@ -656,9 +688,13 @@ class Sim:
                 self._delete(name, delete_data)
             case RestartMember(name=name, revision=revision):
                 self._restart(name, revision)
+            case RecoverFrom():
+                self._recover(step)
+            case FinishRecovery(name=name, revision=revision):
+                self._finish_recovery(name, revision)
             case _:
                 raise StepRejected(f"unknown step {step!r}")
-        restart_alone = isinstance(step, RestartMember) and single_voter
+        restart_alone = isinstance(step, RestartMember | FinishRecovery) and single_voter
         if quorum_before and not self.has_quorum() and not restart_alone:
             raise StepRejected(f"{step.describe()} lost the quorum")
         destructive = isinstance(step, RestartMember | RemoveMember | StopMember)
@@ -843,6 +879,70 @@ class Sim:
             self.leader = None
         m.running = True
         m.revision = revision
+
+    def _recover(self, step: RecoverFrom) -> None:
+        """etcd --force-new-cluster: the survivor restarts alone on its own data, its
+        list holding only itself; whatever only the lost members had is gone."""
+        m = self.members.get(step.name)
+        if m is None or not m.is_voter or not m.has_data or m.dead:
+            raise StepRejected(f"recover from {step.name}: not a surviving voter with data")
+        if self.has_quorum():
+            raise StepRejected(f"recover from {step.name} while a quorum stands: two clusters")
+        kept = [v.name for v in self.voters() if v.name != step.name and v.name not in step.lost]
+        if kept:
+            raise StepRejected(f"recover from {step.name} keeps {kept} in no cluster")
+        # A voter that runs where the survivor cannot reach it (cut off, not lost) goes on
+        # as the old cluster: two clusters. One the survivor reaches hears it was
+        # removed and stops (etcd refuses a removed member's messages; it exits).
+        here = self.island(m.cluster)
+        alive = [
+            v.name
+            for v in self.voters()
+            if v.name != step.name and v.running and self.island(v.cluster) != here
+        ]
+        if alive:
+            raise StepRejected(f"recover from {step.name} while {alive} run: two clusters")
+        behind = [v.name for v in self.voters() if v.has_data and v.applied_index > m.applied_index]
+        if behind and any(self.members[n].running for n in behind):
+            raise StepRejected(f"recover from {step.name}: {behind} applied more")
+        for v in self.listed():
+            if v.name != step.name:
+                v.member_id = None
+                v.is_learner = False
+                v.view = None
+        m.stop()
+        m.running = True
+        m.forced = True
+        m.revision = step.revision
+        m.view = None
+        m.stale_ticks = 0
+        self.commit = m.applied_index
+        self.leader = None
+        self.recovery = RecoveryRecord(
+            from_member=step.name,
+            at=self.now,
+            lost=step.lost,
+            lost_ids=step.lost_ids,
+            applied_index=step.applied_index,
+            request=step.request,
+        )
+
+    def _finish_recovery(self, name: str, revision: str) -> None:
+        m = self.members.get(name)
+        if m is None or not m.forced or self.recovery is None:
+            raise StepRejected(f"finish the recovery on {name}: it was not started forced")
+        lost = [
+            v.name for v in self.voters() if v.name in self.recovery.lost and v.joined_at is None
+        ]
+        if lost:
+            raise StepRejected(f"finish the recovery on {name}: {lost} are still listed")
+        m.forced = False
+        m.stop()
+        if self.leader == name:
+            self.leader = None
+        m.running = True
+        m.revision = revision
+        self.recovery = replace(self.recovery, revision=m.applied_index)
 
     # --- the goal -------------------------------------------------------------------------
 

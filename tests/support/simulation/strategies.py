@@ -10,9 +10,17 @@ from dataclasses import replace
 from hypothesis import strategies as st
 
 from tests.support.simulation.simulator import FEDERATION, make_desired
-from xlinefed.api.engines import Engine
+from xlinefed.api.engines import Engine, profile
 from xlinefed.api.models import BootstrapMode, ClusterOrder
-from xlinefed.planner import Desired, Formation, Observed, ObservedMember
+from xlinefed.planner import (
+    Desired,
+    Formation,
+    Observed,
+    ObservedMember,
+    OwnView,
+    RecoveryRecord,
+    RecoveryRequest,
+)
 
 #: Examples per property test; raise it for a longer soak (`XLINEFED_PROPERTY_EXAMPLES`).
 EXAMPLES = int(os.environ.get("XLINEFED_PROPERTY_EXAMPLES", "300"))
@@ -280,5 +288,121 @@ def steady_situations(draw: st.DrawFn) -> tuple[Desired, Observed]:
     )
 
 
+@st.composite
+def quorum_lost_situations(draw: st.DrawFn) -> tuple[Desired, Observed]:
+    """A formed federation that lost a majority of its voters (whole clusters gone, or
+    cut off): survivors answer with no leader, the lost ones have been silent for some
+    time (within the grace period or past it, or only timed out just now), spec.recovery
+    asks for nothing, names a survivor (or a lost or lagging member), or is automatic;
+    or a recovery is under way (the survivor runs forced, alone in its list)."""
+    ids_ = draw(st.permutations(CLUSTER_IDS))[: draw(st.integers(1, 5))]
+    spec = {c: draw(st.integers(1, 2)) for c in ids_}
+    grace = float(draw(st.sampled_from((0, 60, 600))))
+    desired = draw(desireds(spec))
+    voters = list(desired.members)
+    ids = {m.name: 5000 + i for i, m in enumerate(voters)}
+    names = [m.name for m in voters]
+    survivors = draw(
+        st.sets(
+            st.sampled_from(names),
+            min_size=int(draw(st.integers(0, 9)) > 0),
+            max_size=max(1, len(voters) // 2),
+        )
+    )
+    now = 10_000.0
+    forced = bool(survivors) and draw(st.integers(0, 5)) == 0
+    request = draw(
+        st.sampled_from(
+            (
+                None,
+                RecoveryRequest(automatic=True),
+                RecoveryRequest(
+                    from_member=draw(st.sampled_from(sorted(survivors) or names))
+                    if draw(st.integers(0, 4))
+                    else draw(st.sampled_from(names)),
+                    requested_at="2026-12-07T05:00:00Z",
+                ),
+            )
+        )
+    )
+    desired = replace(desired, lost_cluster_grace=grace, recovery=request, paused=False)
+    if draw(st.integers(0, 3)) == 0:
+        desired = replace(desired, engine=profile(Engine.XLINE))
+    members = []
+    views = {}
+    voter_ids = tuple((m.name, ids[m.name]) for m in voters)
+    for m in voters:
+        alive = m.name in survivors
+        applied = 10_000 - draw(st.sampled_from((0, 0, 7, 400))) if alive else None
+        members.append(
+            ObservedMember(
+                name=m.name,
+                cluster=m.cluster,
+                ordinal=m.ordinal,
+                member_id=None,
+                ever_started=True,
+                present=alive,
+                running=alive,
+                has_data=alive,
+                healthy=alive,
+                applied_index=applied,
+                revision=desired.revision if alive else None,
+                term=TERM if alive else None,
+            )
+        )
+        if alive and applied is not None:
+            views[m.name] = OwnView(
+                member_id=ids[m.name], applied_index=applied, is_voter=True, voters=voter_ids
+            )
+    last_seen = {
+        m.name: now - draw(st.sampled_from((5.0, 59.0, 61.0, 700.0, 700.0, 700.0)))
+        for m in voters
+        if m.name not in survivors and draw(st.integers(0, 5))
+    }
+    inconclusive = {
+        m.name: 1.0 for m in voters if m.name not in survivors and draw(st.integers(0, 15)) == 0
+    }
+    observed = Observed(
+        now=now,
+        members=tuple(draw(st.permutations(members))),
+        member_list_known=False,
+        formed=True,
+        inconclusive=inconclusive,
+        own_views=views,
+        last_seen=last_seen,
+        watching_since=draw(st.sampled_from((None, 0.0, 0.0, now - 30.0))),
+        lock_holder="another-executor" if draw(st.integers(0, 7)) == 0 else None,
+    )
+    if forced:
+        # Under way: the survivor restarted forced and leads a one-member list.
+        source = draw(st.sampled_from(sorted(survivors)))
+        record = RecoveryRecord(
+            from_member=source,
+            at=now - 5.0,
+            lost=tuple(n for n, _ in voter_ids if n != source),
+            request=request.key if request else "automatic",
+        )
+        others_listed = draw(st.integers(0, 4)) == 0
+        listed = [
+            replace(
+                m,
+                member_id=ids[m.name] if m.name == source or others_listed else None,
+                forced=m.name == source,
+                names_leader=source if m.name == source else None,
+            )
+            for m in observed.members
+        ]
+        observed = replace(
+            observed,
+            members=tuple(listed),
+            member_list_known=True,
+            leader=source,
+            term=TERM,
+            recovery=record,
+            own_views={},
+        )
+    return desired, observed
+
+
 def any_situation() -> st.SearchStrategy[tuple[Desired, Observed]]:
-    return st.one_of(situations(), steady_situations())
+    return st.one_of(situations(), steady_situations(), quorum_lost_situations())

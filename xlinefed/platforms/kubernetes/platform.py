@@ -18,7 +18,7 @@ from kubernetes_asyncio import client
 from xlinefed.api.models import XlineCluster
 from xlinefed.logs import get_logger
 from xlinefed.planner.desired import formation_of
-from xlinefed.planner.model import Desired, Formation
+from xlinefed.planner.model import Desired, Formation, RecoveryRecord
 from xlinefed.planner.steps import StartMode
 from xlinefed.platforms.kubernetes import manifests, objects
 from xlinefed.platforms.kubernetes.objects import ObjectConflict, ObjectNotFound, translated
@@ -27,6 +27,13 @@ from xlinefed.platforms.protocol import MemberRuntime
 from xlinefed.topology import Member, desired_members, make_member, parse_member_name
 
 log = get_logger(__name__)
+
+#: Why a recovery step cannot be carried out by the member operator yet.
+RECOVERY_NOT_ON_KUBERNETES = (
+    "quorum-loss recovery is carried out in local mode only so far; on Kubernetes follow "
+    "the manual runbook in docs/recovery.md (restart the surviving pod once with "
+    "--force-new-cluster) or restore from a backup"
+)
 
 
 def cluster_token(resource: XlineCluster) -> str:
@@ -236,6 +243,16 @@ class KubernetesPlatform:
         await self.stop(member)
         if delete_data:
             await self.wipe_data(member)
+
+    # --- quorum-loss recovery: local mode only so far (docs/recovery.md)
+    async def recovery(self) -> RecoveryRecord | None:
+        return None
+
+    async def record_recovery(self, record: RecoveryRecord) -> None:
+        raise NotImplementedError(RECOVERY_NOT_ON_KUBERNETES)
+
+    async def start_forced(self, member: str, revision: str) -> None:
+        raise NotImplementedError(RECOVERY_NOT_ON_KUBERNETES)
 
     async def wipe_data(self, member: str) -> None:
         name = manifests.pvc_name(member)

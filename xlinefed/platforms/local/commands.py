@@ -11,9 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xlinefed.api.engines import profile
 from xlinefed.api.loading import parse
 from xlinefed.api.models import XlineFederation
-from xlinefed.api.validation import Problem, SpecError, change_problems
+from xlinefed.api.validation import (
+    XLINE_NO_FORCE_NEW_CLUSTER,
+    Problem,
+    SpecError,
+    change_problems,
+)
 from xlinefed.platforms.local import processes
 from xlinefed.platforms.local.controller import (
     controller_alive,
@@ -22,6 +28,7 @@ from xlinefed.platforms.local.controller import (
 )
 from xlinefed.platforms.local.platform import find_binary, loopback_url
 from xlinefed.platforms.local.state import FederationDir
+from xlinefed.topology import desired_members
 
 
 class NotFound(LookupError):
@@ -180,6 +187,98 @@ def wait_converged(
                 f"at: {step.get('reason') or step.get('kind') or 'unknown'}. It keeps working "
                 f"in the background: watch `xlinefed local status {name} --watch`, read "
                 f"{directory.controller_log}, or run the command again with a longer --timeout"
+            )
+        time.sleep(interval)
+
+
+class RecoveryRefused(RuntimeError):
+    """A quorum-loss recovery was refused (or not carried out in time); says why."""
+
+
+#: How long a refusal must stand before `wait_recovered` reports it (a member that only
+#: timed out once is asked again on the next pass).
+REFUSAL_SETTLE = 2.0
+
+
+def request_recovery(
+    root: Path, name: str, from_member: str | None, requested_at: str, requested_by: str
+) -> tuple[int, str]:
+    """Write spec.recovery (explicit with `from_member`, else automatic); returns the
+    generation and the request's key (what status.recovery.request answers)."""
+    directory = federation_dir(root, name)
+    spec = directory.read_spec().spec
+    if profile(spec.engine).force_new_cluster_flag is None:
+        raise RecoveryRefused(
+            f"{name} runs {spec.engine.value}: {XLINE_NO_FORCE_NEW_CLUSTER}. Restore a new "
+            "federation from a backup instead: `xlinefed local up -f SPEC --from-backup URI` "
+            "(docs/recovery.md)"
+        )
+    members = sorted(m.name for m in desired_members(directory.read_spec()))
+    if from_member is not None and from_member not in members:
+        raise RecoveryRefused(
+            f"--from {from_member}: {name} has no such member; its members: {', '.join(members)}"
+        )
+
+    def change(data: dict[str, Any]) -> None:
+        if from_member is None:
+            data["recovery"] = {"automatic": True, "requestedBy": requested_by}
+        else:
+            data["recovery"] = {
+                "fromMember": from_member,
+                "requestedAt": requested_at,
+                "requestedBy": requested_by,
+            }
+
+    key = "automatic" if from_member is None else f"{from_member}@{requested_at}"
+    return edit_spec(root, name, change), key
+
+
+def withdraw_recovery(root: Path, name: str, requested_at: str) -> None:
+    """Remove an explicit spec.recovery that was refused, if it is still that one: a
+    refused request must not fire later, when nobody is watching."""
+
+    def change(data: dict[str, Any]) -> None:
+        if (data.get("recovery") or {}).get("requestedAt") == requested_at:
+            data.pop("recovery", None)
+
+    edit_spec(root, name, change)
+
+
+def wait_recovered(
+    root: Path,
+    name: str,
+    generation: int,
+    key: str,
+    timeout: float,
+    on_progress: Callable[[Progress], None] = lambda _: None,
+    interval: float = 0.2,
+) -> dict[str, Any]:
+    """Block until status.recovery says the request `key` was carried out (Recovered);
+    raise RecoveryRefused with the controller's reason once a refusal has stood for
+    REFUSAL_SETTLE seconds, or at the timeout."""
+    directory = federation_dir(root, name)
+    started = time.monotonic()
+    refused_since: float | None = None
+    while True:
+        restarted = ensure_controller(root, name)
+        status = directory.read_status() or {}
+        on_progress(Progress(status, time.monotonic() - started, restarted))
+        recovery = status.get("recovery") or {}
+        if recovery.get("request") == key and recovery.get("phase") == "Recovered":
+            return status
+        step = status.get("currentStep") or {}
+        current = (status.get("observedGeneration") or 0) >= generation
+        now = time.monotonic()
+        if current and step.get("code") == "RecoveryRefused" and recovery.get("request") != key:
+            refused_since = now if refused_since is None else refused_since
+            if now - refused_since >= REFUSAL_SETTLE:
+                raise RecoveryRefused(f"refused: {recovery.get('message') or step.get('reason')}")
+        else:
+            refused_since = None
+        if now - started > timeout:
+            raise RecoveryRefused(
+                f"not carried out within {timeout:.0f}s; the controller is at: "
+                f"{recovery.get('message') or step.get('reason') or 'unknown'}"
             )
         time.sleep(interval)
 

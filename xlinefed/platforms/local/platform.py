@@ -18,7 +18,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from xlinefed.api.engines import Engine, profile
 from xlinefed.api.models import XlineFederation
 from xlinefed.launch import LaunchSpec, command
 from xlinefed.logs import get_logger
-from xlinefed.planner.model import Desired, Formation
+from xlinefed.planner.model import Desired, Formation, RecoveryRecord
 from xlinefed.planner.steps import StartMode
 from xlinefed.platforms.local import processes
 from xlinefed.platforms.local.backups import restore_member
@@ -341,6 +341,7 @@ class LocalPlatform:
             revision=process.revision if process else None,
             version=process.version if process else None,
             started_at=(process.started_at or None) if process else None,
+            forced=bool(process and process.forced),
         )
 
     async def formed(self) -> bool:
@@ -366,6 +367,31 @@ class LocalPlatform:
             formed_at=facts.formed_at,
         )
 
+    async def recovery(self) -> RecoveryRecord | None:
+        data = self.dir.read_facts().recovery
+        if not data:
+            return None
+        return RecoveryRecord(
+            from_member=data["from_member"],
+            at=float(data["at"]),
+            lost=tuple(data.get("lost", ())),
+            lost_ids=tuple(data.get("lost_ids", ())),
+            applied_index=data.get("applied_index"),
+            request=data.get("request", ""),
+            revision=data.get("revision"),
+        )
+
+    async def record_recovery(self, record: RecoveryRecord) -> None:
+        facts = self.dir.read_facts()
+        facts.recovery = asdict(record)
+        self.dir.write_facts(facts)
+
+    async def start_forced(self, member: str, revision: str) -> None:
+        # With its data directory in place etcd ignores the initial cluster; it names
+        # only the member itself, the cluster it becomes.
+        own = [(member, self.peer_url(member))]
+        await self.start(member, StartMode.EXISTING, own, revision, require_data=True, forced=True)
+
     def _cluster_token(self) -> str:
         facts = self.dir.read_facts()
         if not facts.cluster_token:
@@ -383,6 +409,7 @@ class LocalPlatform:
         *,
         initial_leader: bool = False,
         require_data: bool = False,
+        forced: bool = False,
     ) -> None:
         existing = self.dir.read_process(member)
         if existing is not None and processes.is_alive(existing.record):
@@ -444,6 +471,7 @@ class LocalPlatform:
             extra_args=spec.engine_args,
             initial_leader=initial_leader,
             metrics_port=ports.metrics,
+            force_new_cluster=forced,
         )
         self.dir.member_dir(member).mkdir(parents=True, exist_ok=True)
         log_path = self.dir.member_log(member)
@@ -451,7 +479,8 @@ class LocalPlatform:
         offset = log_path.stat().st_size if log_path.exists() else 0
         record = processes.spawn(command(launch), log_path)
         self.dir.write_process(
-            member, MemberProcess(record, revision, spec.version, time.time(), offset)
+            member,
+            MemberProcess(record, revision, spec.version, time.time(), offset, forced=forced),
         )
         log.info(
             "member started",
@@ -460,6 +489,7 @@ class LocalPlatform:
             mode=mode.value,
             exact=exact,
             revision=revision,
+            forced=forced,
         )
 
     async def stop(self, member: str) -> None:

@@ -66,6 +66,9 @@ class Facts:
     #: The bootstrap authority, recorded once: the members that start as a new cluster.
     initial_members: list[str] | None = None
     formed_at: str | None = None
+    #: The last quorum-loss recovery (`RecoveryRecord` as a dict): the audit trail, and
+    #: what keeps the dropped members from ever being started on their old data.
+    recovery: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Facts:
@@ -77,6 +80,7 @@ class Facts:
             ports={k: Ports(**v) for k, v in data.get("ports", {}).items()},
             initial_members=data.get("initial_members"),
             formed_at=data.get("formed_at"),
+            recovery=data.get("recovery"),
         )
 
 
@@ -91,6 +95,8 @@ class MemberProcess:
     #: there (the log is appended to across restarts). None when unknown (a record from
     #: before this field): only output from the first look on is read then.
     log_offset: int | None = None
+    #: Started with the engine's force-new-cluster flag (a recovery's first start).
+    forced: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,6 +105,7 @@ class MemberProcess:
             "version": self.version,
             "started_at": self.started_at,
             "log_offset": self.log_offset,
+            "forced": self.forced,
         }
 
     @classmethod
@@ -110,6 +117,7 @@ class MemberProcess:
             version=data["version"],
             started_at=float(data.get("started_at", 0.0)),
             log_offset=data.get("log_offset"),
+            forced=bool(data.get("forced", False)),
         )
 
 
