@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import time
@@ -60,30 +61,58 @@ def spawn(argv: list[str], log_path: Path, cwd: Path | None = None) -> ProcessRe
     return ProcessRecord(pid=process.pid, start_ticks=stat[1], argv=tuple(argv))
 
 
+def _open_pidfd(record: ProcessRecord) -> int | None:
+    """A pidfd for the process if it is still ours (checked after opening, so a PID
+    reused in between is never waited on); None if it is gone."""
+    try:
+        fd = os.pidfd_open(record.pid)
+    except ProcessLookupError:
+        return None
+    if is_alive(record):
+        return fd
+    os.close(fd)
+    return None
+
+
+def wait_gone(record: ProcessRecord, timeout: float) -> bool:
+    """Block until the process has exited or `timeout` passed; True if it is gone. The
+    kernel says when (a pidfd turns readable at exit, for any process, child or not)."""
+    fd = _open_pidfd(record)
+    if fd is None:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while is_alive(record):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            # Readable once it exited; an exited child stays a zombie until reaped, which
+            # `is_alive` does, so this returns at once on the next turn.
+            poller.poll(left * 1000)
+        return True
+    finally:
+        os.close(fd)
+
+
 def stop(record: ProcessRecord, grace: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; returns once the process is gone."""
     if not is_alive(record):
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(record.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while is_alive(record) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if is_alive(record):
+    if not wait_gone(record, grace):
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5.0
-        while is_alive(record) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_gone(record, 5.0)
 
 
 def kill_and_wait(record: ProcessRecord, timeout: float = 5.0) -> None:
     """SIGKILL, then return once the process is gone (or `timeout` passed): for a process
     that is broken, whose clean shutdown is worth nothing."""
     kill(record)
-    deadline = time.monotonic() + timeout
-    while is_alive(record) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_gone(record, timeout)
 
 
 def kill(record: ProcessRecord) -> None:
