@@ -116,7 +116,12 @@ def test_removed_fields_reach_every_member(
     lines = command_lines(stack, namespace)
     held, rolled = f"{NAME}-member1-0", [p for p in lines if p != f"{NAME}-member1-0"]
     assert "--auto-compaction-retention=3" in lines[held], lines
-    assert all("--auto-compaction-retention" not in lines[p] for p in rolled), lines
+    # A removed key falls back to the engine's default (etcd: one hour of revisions).
+    assert all(
+        "--auto-compaction-retention=3" not in lines[p]
+        and "--auto-compaction-retention=1h" in lines[p]
+        for p in rolled
+    ), lines
 
     # The partition and the whole map removed: member1's member rolls too.
     patch(karmada, namespace, {"engineArgs": None, "updateStrategy": {"partitions": None}})
@@ -132,7 +137,9 @@ def test_removed_fields_reach_every_member(
     wait_reached(karmada, namespace, operators, NAME)
     wait_until(
         lambda: all(
-            "--snapshot-count" not in c and "--auto-compaction-retention" not in c
+            "--snapshot-count" not in c
+            and "--auto-compaction-retention=3" not in c
+            and "--auto-compaction-retention=1h" in c
             for c in command_lines(stack, namespace).values()
         ),
         timeout=120,
