@@ -452,8 +452,9 @@ class ConsensusClient:
         self.settings = settings
         self._endpoints: list[str] = list(dict.fromkeys(endpoints))
         self._preferred = 0
-        self._stubs: dict[str, _Stubs] = {}
-        self._pool = pool
+        # Without a pool of the caller's, the client has its own and closes it.
+        self._pool = pool or ChannelPool()
+        self._shared = pool is not None
 
     # ---- lifecycle
 
@@ -464,9 +465,8 @@ class ConsensusClient:
         await self.close()
 
     async def close(self) -> None:
-        stubs, self._stubs = self._stubs, {}
-        for s in stubs.values():
-            await s.channel.close()
+        if not self._shared:
+            await self._pool.close()
 
     #: CLOCK_MONOTONIC time after which no request is sent (None: no limit); set from a
     #: lock proof (`Fence.not_after`) around the change it fences.
@@ -490,12 +490,7 @@ class ConsensusClient:
     # ---- plumbing
 
     def _stub(self, endpoint: str) -> _Stubs:
-        if self._pool is not None:
-            return self._pool.stubs(endpoint)
-        stubs = self._stubs.get(endpoint)
-        if stubs is None:
-            stubs = self._stubs[endpoint] = _open_channel(endpoint)
-        return stubs
+        return self._pool.stubs(endpoint)
 
     async def _on(
         self,
@@ -521,7 +516,7 @@ class ConsensusClient:
             return await call(self._stub(endpoint), rpc_timeout)
         except grpc.RpcError as error:
             translated = errors.translate(error, endpoint=endpoint, what=what)
-            if self._pool is not None and isinstance(translated, errors.Unavailable):
+            if self._shared and isinstance(translated, errors.Unavailable):
                 await self._pool.discard(endpoint)
             raise translated from None
 
