@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -38,6 +39,7 @@ from xlinefed.api.models import XlineFederation
 from xlinefed.consensus.client import (
     ChannelPool,
     ClientSettings,
+    ClientTLS,
     ConsensusClient,
     EndpointStatus,
 )
@@ -126,9 +128,9 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}"
 
 
-async def answers_health(endpoint: str, timeout: float = 0.5) -> bool:
+async def answers_health(endpoint: str, timeout: float = 0.5, tls: ClientTLS | None = None) -> bool:
     """A linearizable read through this member succeeds (what a readiness probe checks)."""
-    async with ConsensusClient([endpoint]) as client:
+    async with ConsensusClient([endpoint], tls=tls) as client:
         return (await client.health(endpoint, timeout=timeout)).healthy
 
 
@@ -180,6 +182,7 @@ def federation_spec(
     clusters: dict[str, int],
     engine_args: dict[str, str] | None = None,
     engine: Engine = Engine.ETCD,
+    tls: bool = False,
 ) -> XlineFederation:
     return parse(
         XlineFederation,
@@ -192,6 +195,7 @@ def federation_spec(
                 "version": VERSIONS[engine],
                 "clusters": [{"id": c, "replicas": n} for c, n in clusters.items()],
                 "engineArgs": dict(engine_args or {}),
+                "tls": {"enabled": tls},
             },
         },
     )
@@ -268,8 +272,14 @@ class InProcessFederation:
         self._tmp = tempfile.TemporaryDirectory(prefix="xlinefed-bench-")
         self.dir = FederationDir(Path(self._tmp.name), federation.name)
         self.platform = LocalPlatform(self.dir, federation)
+        #: The controller's client certificate with TLS on (the CA is made here).
+        self.client_tls = (
+            self.platform.pki.ensure_all([], now=datetime.now(UTC))
+            if self.platform.pki is not None
+            else None
+        )
         # Kept across passes, as the local controller keeps them.
-        self.channels = ChannelPool()
+        self.channels = ChannelPool(self.client_tls)
 
     @property
     def name(self) -> str:
@@ -335,7 +345,9 @@ class InProcessFederation:
         since: list[float | None] = [None]
 
         async def settled() -> bool:
-            healthy = await asyncio.gather(*(answers_health(e) for e in self.endpoints()))
+            healthy = await asyncio.gather(
+                *(answers_health(e, tls=self.client_tls) for e in self.endpoints())
+            )
             if not all(healthy):
                 since[0] = None
                 return False
@@ -378,8 +390,10 @@ class Probe:
         put_timeout: float | None = None,
         interval: float = 0.02,
         poll: float = 0.05,
+        tls: ClientTLS | None = None,
     ) -> None:
         self.endpoints = list(endpoints)
+        self.tls = tls
         self.prefix = prefix
         self.put_timeout = PUT_TIMEOUT if put_timeout is None else put_timeout
         self.interval = interval
@@ -427,7 +441,7 @@ class Probe:
     # ---- the writer
     async def _write(self) -> None:
         settings = ClientSettings(rpc_timeout=self.put_timeout, retry_deadline=self.put_timeout)
-        async with ConsensusClient(self.endpoints, settings=settings) as client:
+        async with ConsensusClient(self.endpoints, settings=settings, tls=self.tls) as client:
             for seq in itertools.count():
                 if self._stop.is_set():
                     return
@@ -459,7 +473,7 @@ class Probe:
     async def _watch(self) -> None:
         term: int | None = None
         leader: int | None = None
-        async with ConsensusClient(self.endpoints) as client:
+        async with ConsensusClient(self.endpoints, tls=self.tls) as client:
             while not self._stop.is_set():
                 tick = time.monotonic()
                 results = await asyncio.gather(
@@ -512,7 +526,7 @@ class Probe:
 
     async def report(self) -> ProbeReport:
         """After `stop()`: the numbers, with every acknowledged write read back."""
-        async with ConsensusClient(self.endpoints, timeout=5.0) as client:
+        async with ConsensusClient(self.endpoints, timeout=5.0, tls=self.tls) as client:
             stored = {kv.key.decode(): kv.text for kv in await client.get_prefix(self.prefix)}
         lost = sum(1 for k, v in self.acknowledged.items() if stored.get(k) != v)
         return ProbeReport(

@@ -44,6 +44,8 @@ spec:
   engine: etcd
   version: 3.4.23
   clusters: [{{id: c1, replicas: 1}}, {{id: c2, replicas: 1}}, {{id: c3, replicas: 1}}]
+  # Plain text, as before TLS was the default: this bench counts alarms, not TLS costs.
+  tls: {{enabled: false}}
 """
 ALARM_CODES = {"NoLeader", "NoQuorum", "FederationUnreachable"}
 

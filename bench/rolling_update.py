@@ -16,6 +16,11 @@ their own log, docs/engines.md): arm (a) then reports the planner's refusal
     first, stop, start with the new arguments, wait until the member answers a health
     read, next; leadership is never moved. Same LocalPlatform stop/start as (a).
 
+`--tls-overhead` compares xlinefed with itself instead: (a) plain text, (b) the same
+update with `spec.tls.enabled` (mutual TLS on every link, a fresh CA per run; the writer
+and the watcher dial with the federation's client certificate); the ratio is b/a, the
+cost of TLS.
+
 Each round brings up a fresh federation per arm (alternating which arm goes first), waits
 until every member has answered health for SETTLE_SECONDS (5 s), starts a writer
 (linearizable puts to all endpoints with failover, 1 s per put) and a watcher polling
@@ -154,20 +159,24 @@ def check_updated(fed: InProcessFederation, new: XlineFederation) -> None:
             raise AssertionError(f"{member} does not run the new template after the update")
 
 
-async def run_arm(round_no: int, arm: str, settle: float, how: str, engine: Engine) -> Row:
+async def run_arm(
+    round_no: int, arm: str, settle: float, how: str, engine: Engine, tls_overhead: bool = False
+) -> Row:
     old_args, new_args = ARGS[engine]
-    old = federation_spec(NAME, CLUSTERS, old_args, engine)
-    new = federation_spec(NAME, CLUSTERS, new_args, engine)
+    # With --tls-overhead both arms run xlinefed; b with TLS on.
+    tls = tls_overhead and arm == "b"
+    old = federation_spec(NAME, CLUSTERS, old_args, engine, tls=tls)
+    new = federation_spec(NAME, CLUSTERS, new_args, engine, tls=tls)
     refused = ""
     async with InProcessFederation(old, holder=f"bench-{arm}") as fed:
         await fed.wait_settled(settle)
         transfers = restarts = 0
         port_wait = 0.0
         timeline: list[tuple[float, float, str]] = []
-        with Probe(fed.endpoints()) as probe:
+        with Probe(fed.endpoints(), tls=fed.client_tls) as probe:
             await in_thread(probe.wait_acks, 5)
             started = asyncio.get_running_loop().time()
-            if arm == "a":
+            if arm == "a" or tls_overhead:
                 fed.set_spec(new)
                 try:
                     result = await drive(fed.executor(), new, UPDATE_TIMEOUT)
@@ -218,20 +227,24 @@ def metrics(row: Row) -> dict[str, float]:
     }
 
 
-async def main_async(rounds: int, how: str, engine: Engine) -> None:
+async def main_async(rounds: int, how: str, engine: Engine, tls_overhead: bool = False) -> None:
     settle = SETTLE_SECONDS
     stop = "SIGTERM (LocalPlatform.stop)" if how == "term" else "SIGKILL"
     old_args, new_args = ARGS[engine]
     print(
         f"federation: {NAME} clusters={CLUSTERS} engine={engine.value}; update: engineArgs "
         f"{old_args} -> {new_args}; rounds={rounds}; settle={settle:.0f}s before each run; "
-        f"baseline stops members with {stop}"
+        + (
+            "arms: a plain text, b TLS (both xlinefed)"
+            if tls_overhead
+            else f"baseline stops members with {stop}"
+        )
     )
     rows: list[Row] = []
     for round_no in range(1, rounds + 1):
         arms = ("a", "b") if round_no % 2 else ("b", "a")
         for arm in arms:
-            row = await run_arm(round_no, arm, settle, how, engine)
+            row = await run_arm(round_no, arm, settle, how, engine, tls_overhead)
             rows.append(row)
             if row.refused:
                 print(f"  round {round_no} {arm}: refused by the planner: {row.refused}")
@@ -243,7 +256,11 @@ async def main_async(rounds: int, how: str, engine: Engine) -> None:
                 flush=True,
             )
     print()
-    print("per run (a = xlinefed order, b = naive StatefulSet order)")
+    print(
+        "per run (a = xlinefed plain text, b = xlinefed with mutual TLS)"
+        if tls_overhead
+        else "per run (a = xlinefed order, b = naive StatefulSet order)"
+    )
     print_table(
         (
             "round",
@@ -284,8 +301,14 @@ async def main_async(rounds: int, how: str, engine: Engine) -> None:
     for metric in metrics(rows[0]):
         a = median([metrics(r)[metric] for r in rows if r.arm == "a" and not r.refused])
         b = median([metrics(r)[metric] for r in rows if r.arm == "b" and not r.refused])
-        summary.append((metric, f"{a:.2f}", f"{b:.2f}", ratio(a, b)))
-    print_table(("metric", "a xlinefed", "b naive", "a/b"), summary)
+        # With --tls-overhead the ratio is TLS over plain text: the cost of TLS.
+        summary.append(
+            (metric, f"{a:.2f}", f"{b:.2f}", ratio(b, a) if tls_overhead else ratio(a, b))
+        )
+    if tls_overhead:
+        print_table(("metric", "a plain", "b TLS", "b/a"), summary)
+    else:
+        print_table(("metric", "a xlinefed", "b naive", "a/b"), summary)
     print()
     print("distribution over rounds: p50 / p95 / max")
     spread = []
@@ -299,7 +322,10 @@ async def main_async(rounds: int, how: str, engine: Engine) -> None:
                 else "-"
             )
         spread.append((metric, *cells))
-    print_table(("metric", "a xlinefed", "b naive"), spread)
+    print_table(
+        ("metric", "a plain", "b TLS") if tls_overhead else ("metric", "a xlinefed", "b naive"),
+        spread,
+    )
     worst = [r for r in rows if not r.refused and (r.probe.failed or r.probe.longest_gap > 0.5)]
     if worst:
         print()
@@ -320,13 +346,18 @@ def main() -> None:
         help="how (b) stops a member: term = LocalPlatform.stop, SIGTERM, as a kubelet does "
         "(default); kill = SIGKILL, as a crash or an expired grace period does",
     )
+    parser.add_argument(
+        "--tls-overhead",
+        action="store_true",
+        help="both arms xlinefed: a plain text, b mutual TLS (the ratio is b/a)",
+    )
     add_engine_argument(parser)
     args = parser.parse_args()
     print_header()
     engine = engine_or_exit(args.engine)
     set_put_timeout(args.put_timeout)
     print(f"writer: a put counts as acknowledged within {args.put_timeout:g}s")
-    asyncio.run(main_async(args.rounds, args.baseline_stop, engine))
+    asyncio.run(main_async(args.rounds, args.baseline_stop, engine, args.tls_overhead))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ and waits until every member has answered health for SETTLE_SECONDS (5 s), since
 refuses a member add before that. A writer and a status watcher run throughout (as in
 `rolling_update.py`). Reported: time of each arm, the writer's longest gap and failures,
 the medians and the ratio a/b. Afterwards the member list must hold 4 voters, no learner.
+
+`--tls-overhead` compares xlinefed with itself instead: (a) plain text, (b) the same
+scale-out with `spec.tls.enabled` (mutual TLS on every link, a fresh CA per run; the
+writer and watcher dial with the federation's client certificate).
 """
 
 from __future__ import annotations
@@ -99,24 +103,28 @@ async def by_hand(fed: InProcessFederation, new: XlineFederation) -> str:
 
 
 async def check_members(fed: InProcessFederation) -> None:
-    async with ConsensusClient(fed.endpoints(), timeout=3.0) as client:
+    async with ConsensusClient(fed.endpoints(), timeout=3.0, tls=fed.client_tls) as client:
         members = await client.member_list()
     voters = sorted(m.name for m in members if not m.is_learner)
     if voters != sorted(fed.members()) or any(m.is_learner for m in members):
         raise AssertionError(f"member list after scale-out: {members}")
 
 
-async def run_arm(round_no: int, arm: str, settle: float, engine: Engine) -> Row:
-    old = federation_spec(NAME, BEFORE, engine=engine)
-    new = federation_spec(NAME, AFTER, engine=engine)
+async def run_arm(
+    round_no: int, arm: str, settle: float, engine: Engine, tls_overhead: bool = False
+) -> Row:
+    # With --tls-overhead both arms run xlinefed; b with TLS on.
+    tls = tls_overhead and arm == "b"
+    old = federation_spec(NAME, BEFORE, engine=engine, tls=tls)
+    new = federation_spec(NAME, AFTER, engine=engine, tls=tls)
     async with InProcessFederation(old, holder=f"bench-{arm}") as fed:
         await fed.wait_settled(settle)
-        with Probe(fed.endpoints()) as probe:
+        with Probe(fed.endpoints(), tls=fed.client_tls) as probe:
             await in_thread(probe.wait_acks, 5)
             started = asyncio.get_running_loop().time()
             phases: dict[str, float] = {}
             passes = 0
-            if arm == "a":
+            if arm == "a" or tls_overhead:
                 fed.set_spec(new)
                 result = await drive(fed.executor(), new, SCALE_TIMEOUT)
                 steps = ",".join(result.steps)
@@ -132,21 +140,26 @@ async def run_arm(round_no: int, arm: str, settle: float, engine: Engine) -> Row
     return Row(round_no, arm, seconds, report, steps, phases, passes)
 
 
-async def main_async(rounds: int, engine: Engine) -> None:
+async def main_async(rounds: int, engine: Engine, tls_overhead: bool = False) -> None:
     settle = SETTLE_SECONDS
     print(
         f"federation: {NAME} engine={engine.value}; scale-out {BEFORE} -> {AFTER}; "
         f"rounds={rounds}; settle={settle:.0f}s before each run"
+        + ("; arms: a plain text, b TLS (both xlinefed)" if tls_overhead else "")
     )
     rows: list[Row] = []
     for round_no in range(1, rounds + 1):
         arms = ("a", "b") if round_no % 2 else ("b", "a")
         for arm in arms:
-            row = await run_arm(round_no, arm, settle, engine)
+            row = await run_arm(round_no, arm, settle, engine, tls_overhead)
             rows.append(row)
             print(f"  round {round_no} {arm}: {row.seconds:.2f}s ({row.steps})", flush=True)
     print()
-    print("per run (a = xlinefed Executor, b = the raw sequence by hand)")
+    print(
+        "per run (a = xlinefed plain text, b = xlinefed with mutual TLS)"
+        if tls_overhead
+        else "per run (a = xlinefed Executor, b = the raw sequence by hand)"
+    )
     print_table(
         ("round", "arm", "total s", "longest gap s", "failed", "acked", "term chg", "lost"),
         [
@@ -173,8 +186,14 @@ async def main_async(rounds: int, engine: Engine) -> None:
     ):
         a = median([value(r) for r in rows if r.arm == "a"])
         b = median([value(r) for r in rows if r.arm == "b"])
-        summary.append((metric, f"{a:.2f}", f"{b:.2f}", ratio(a, b)))
-    print_table(("metric", "a xlinefed", "b by hand", "a/b"), summary)
+        # With --tls-overhead the ratio is TLS over plain text: the cost of TLS.
+        summary.append(
+            (metric, f"{a:.2f}", f"{b:.2f}", ratio(b, a) if tls_overhead else ratio(a, b))
+        )
+    if tls_overhead:
+        print_table(("metric", "a plain", "b TLS", "b/a"), summary)
+    else:
+        print_table(("metric", "a xlinefed", "b by hand", "a/b"), summary)
     print()
     xlinefed = [r for r in rows if r.arm == "a"]
     names = sorted({p for r in xlinefed for p in r.phases}, key=PHASE_ORDER.index)
@@ -200,13 +219,18 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (a, b); default 3")
+    parser.add_argument(
+        "--tls-overhead",
+        action="store_true",
+        help="compare xlinefed in plain text (a) with xlinefed under mutual TLS (b)",
+    )
     add_engine_argument(parser)
     args = parser.parse_args()
     print_header()
     engine = engine_or_exit(args.engine)
     set_put_timeout(args.put_timeout)
     print(f"writer: a put counts as acknowledged within {args.put_timeout:g}s")
-    asyncio.run(main_async(args.rounds, engine))
+    asyncio.run(main_async(args.rounds, engine, args.tls_overhead))
 
 
 if __name__ == "__main__":

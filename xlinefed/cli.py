@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -404,6 +405,46 @@ def print_recovery(recovery: dict[str, Any] | None) -> None:
         console.print(_labelled("recovery:", "yellow", str(recovery["message"])), highlight=False)
 
 
+#: The columns of a member row, shared by `xlinefed local status` and `kubectl xlinefed`.
+MEMBER_COLUMNS = ("member", "cluster", "role", "leader", "version", "healthy", "raft index", "lag")
+
+
+def security_text(status: Mapping[str, Any]) -> str | None:
+    """One line on what protects the links, from `status.security`; None when unreported."""
+    security = status.get("security") or {}
+    if not security:
+        return None
+    if not security.get("tls"):
+        return "security: plain text (see the warnings)"
+    parts = ["security: mutual TLS", "auth on" if security.get("auth") else "auth not on yet"]
+    if fingerprint := security.get("caFingerprint"):
+        parts.append(f"CA sha256:{fingerprint[:16]}")
+    if expires := security.get("certificatesExpire"):
+        parts.append(f"certificates expire {expires}")
+    return ", ".join(parts)
+
+
+def leader_index(members: list[dict[str, Any]]) -> int | None:
+    """The leader's applied raft index, which every member's lag is counted from."""
+    return max((m.get("raftIndex") or 0 for m in members if m.get("leader")), default=None)
+
+
+def member_cells(m: dict[str, Any], lead: int | None) -> list[str | Text]:
+    """One member of a status document as the cells of MEMBER_COLUMNS; the lag is how
+    many raft entries it has applied fewer than the leader (blank when either is unknown)."""
+    index = m.get("raftIndex")
+    return [
+        m["name"],
+        m.get("cluster", ""),
+        m.get("role") or "-",
+        "★" if m.get("leader") else "",
+        m.get("version") or "-",
+        Text("yes", style="green") if m.get("healthy") else Text("no", style="red"),
+        "" if index is None else str(index),
+        "" if index is None or lead is None else str(max(lead - index, 0)),
+    ]
+
+
 def print_table(status: dict[str, Any] | None) -> None:
     if not status:
         console.print("no status yet: the controller has not finished a pass")
@@ -412,35 +453,15 @@ def print_table(status: dict[str, Any] | None) -> None:
         title=f"phase {status.get('phase')}  ·  ready {status.get('ready')}  ·  "
         f"leader {status.get('leader') or '-'}  ·  clusters {status.get('clusters')}"
     )
-    for column in (
-        "member",
-        "cluster",
-        "role",
-        "leader",
-        "version",
-        "healthy",
-        "raft index",
-        "lag",
-        "client URL",
-    ):
+    for column in (*MEMBER_COLUMNS, "client URL"):
         table.add_column(column, justify="right" if column in ("raft index", "lag") else "left")
     members = status.get("members", [])
-    lead = max((m.get("raftIndex") or 0 for m in members if m.get("leader")), default=None)
+    lead = leader_index(members)
     for m in members:
-        index = m.get("raftIndex")
-        lag = "" if index is None or lead is None else str(max(lead - index, 0))
-        table.add_row(
-            m["name"],
-            m.get("cluster", ""),
-            m.get("role") or "-",
-            "★" if m.get("leader") else "",
-            m.get("version") or "-",
-            Text("yes", style="green") if m.get("healthy") else Text("no", style="red"),
-            "" if index is None else str(index),
-            lag,
-            m.get("clientUrl") or "-",
-        )
+        table.add_row(*member_cells(m, lead), m.get("clientUrl") or "-")
     console.print(table)
+    if (security := security_text(status)) is not None:
+        console.print(security, highlight=False)
     step = status.get("currentStep")
     if step:
         console.print(f"step: {step.get('kind')} — {step.get('reason')}", highlight=False)
@@ -524,9 +545,24 @@ def env(name: str, state_dir: StateDir = None) -> None:
     """Shell exports that point etcdctl at the store: eval "$(xlinefed local env NAME)"."""
     try:
         urls = local_ops.voter_endpoints(_root(state_dir), name)
+        tls = local_ops.client_certificate(_root(state_dir), name)
     except (local_ops.NotFound, local_ops.NoVoters) as error:
         raise _fail(str(error)) from None
-    sys.stdout.write(local_ops.shell_exports(local_ops.client_environment(urls)))
+    sys.stdout.write(local_ops.shell_exports(local_ops.client_environment(urls, tls)))
+
+
+@local.command("renew-certificates")
+def renew_certificates(name: str, state_dir: StateDir = None) -> None:
+    """Issue every certificate of the federation again from its CA, without a restart
+    (members read their certificate files at every new connection)."""
+    try:
+        local_ops.request_certificate_renewal(_root(state_dir), name)
+    except local_ops.NotFound as error:
+        raise _fail(str(error)) from None
+    console.print(
+        f"renewal of every certificate of '{name}' requested; the controller "
+        "issues them on its next pass"
+    )
 
 
 @local.command("down")
@@ -690,7 +726,8 @@ def member_operator(
         Path | None, typer.Option(envvar="KUBECONFIG", help="Default: the in-cluster config.")
     ] = None,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+        int | None,
+        typer.Option(help="Serve Prometheus metrics on PORT (address: XLINEFED_METRICS_ADDRESS)."),
     ] = None,
 ) -> None:
     """Run the member operator: reconcile this cluster's XlineCluster objects."""
@@ -718,13 +755,19 @@ def federation_operator(
         Path | None,
         typer.Option(envvar="KUBECONFIG", help="The Karmada API server (default: in-cluster)."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics on PORT (address: XLINEFED_METRICS_ADDRESS)."),
+    ] = None,
 ) -> None:
     """Run the federation operator on the Karmada API server."""
     from xlinefed.operators.run import run_operator
     from xlinefed.operators.settings import FederationOperatorSettings
 
     try:
-        settings = FederationOperatorSettings.build(kubeconfig=kubeconfig, namespace=namespace)
+        settings = FederationOperatorSettings.build(
+            kubeconfig=kubeconfig, namespace=namespace, metrics_port=metrics_port
+        )
     except ValueError as error:
         raise _fail(str(error), 2) from None
     run_operator("xlinefed.operators.federation", settings)
@@ -756,12 +799,15 @@ def render_member(
     cluster_id: Annotated[str, typer.Option(help="This member cluster's id in Karmada.")],
     namespace: Annotated[str, typer.Option(help="The operator's namespace.")] = "xlinefed-system",
     image: Annotated[str | None, typer.Option(help="The operator image.")] = None,
+    release: Annotated[
+        str, typer.Option(help="Name objects as this Helm release would: RELEASE-member-operator.")
+    ] = "xlinefed",
 ) -> None:
     """The member tier for one cluster: CRDs, RBAC, ConfigMap, Deployment, metrics Service."""
     from xlinefed import install as manifests
 
     docs = manifests.member_manifests(
-        cluster_id, namespace=namespace, image=image or manifests.DEFAULT_IMAGE
+        cluster_id, namespace=namespace, image=image or manifests.DEFAULT_IMAGE, release=release
     )
     sys.stdout.write(manifests.to_yaml(docs))
 
@@ -773,18 +819,24 @@ def render_federation(
     ] = "all",
     namespace: Annotated[str, typer.Option(help="The operator's namespace.")] = "xlinefed-system",
     image: Annotated[str | None, typer.Option(help="The operator image.")] = None,
+    release: Annotated[
+        str,
+        typer.Option(help="Name objects as this Helm release would: RELEASE-federation-operator."),
+    ] = "xlinefed",
 ) -> None:
     """The federation tier: CRDs, RBAC, interpreter customization and CRD propagation on
-    Karmada; the operator Deployment for the cluster that runs it."""
+    Karmada; the operator Deployment and metrics Service for the cluster that runs it."""
     from xlinefed import install as manifests
 
     image = image or manifests.DEFAULT_IMAGE
     if target == "karmada":
-        docs = manifests.federation_karmada_manifests(namespace=namespace)
+        docs = manifests.federation_karmada_manifests(namespace=namespace, release=release)
     elif target == "operator":
-        docs = manifests.federation_operator_manifests(namespace=namespace, image=image)
+        docs = manifests.federation_operator_manifests(
+            namespace=namespace, image=image, release=release
+        )
     elif target == "all":
-        docs = manifests.federation_manifests(namespace=namespace, image=image)
+        docs = manifests.federation_manifests(namespace=namespace, image=image, release=release)
     else:
         raise _fail(f"--target '{target}' is not known; use karmada, operator or all", 2)
     sys.stdout.write(manifests.to_yaml(docs))

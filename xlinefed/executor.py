@@ -158,6 +158,10 @@ class Executor:
     #: Channels kept open across passes by whoever runs the passes (the local controller,
     #: the member operator); None: every client opens and closes its own.
     channels: ChannelPool | None = None
+    #: Called right before a step is applied; raises to refuse it (the member operator
+    #: passes its Lease check: a replica that lost its Lease while it observed does not
+    #: act). None: always act.
+    may_act: Callable[[], None] | None = None
 
     # --- observation ---------------------------------------------------------------
     def _endpoints(self, names: Sequence[str]) -> list[str]:
@@ -412,6 +416,8 @@ class Executor:
         step = plan(desired, snapshot.observed)
         if isinstance(step, Wait | Done):
             return Outcome(step, snapshot, applied=False, seconds=phases["observe"], phases=phases)
+        if self.may_act is not None:
+            self.may_act()
         try:
             if step.needs_lock:
                 outcome = await self._apply_locked(desired, step, snapshot, phases)
@@ -485,6 +491,8 @@ class Executor:
                     log.info("the plan changed under the lock", planned=repr(step), now=repr(again))
                     return Outcome(again, fresh, applied=False, lock_wait=lock_wait, phases=phases)
                 record = {"kind": step.kind, "member": step.member, "what": step.describe()}
+                if self.may_act is not None:
+                    self.may_act()  # the lock wait may have outlasted our Lease
                 await lock.record_step(token, record)
                 mark = spent("lock", mark)
                 await self.apply(step, fresh, desired, Fence(lock, token))
@@ -630,7 +638,7 @@ class Executor:
             case FinishRecovery(name=name, revision=revision):
                 record = await platform.recovery()
                 async with ConsensusClient(
-                    [platform.client_url(name)], timeout=self.request_timeout
+                    [platform.client_url(name)], timeout=self.request_timeout, pool=self.channels
                 ) as client:
                     reached = (await client.status(platform.client_url(name))).revision
                 if record is not None:

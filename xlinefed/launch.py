@@ -15,6 +15,15 @@ from xlinefed.planner.steps import StartMode
 
 
 @dataclass(frozen=True)
+class TLSFiles:
+    """Paths of a member's CA bundle, certificate and key (PEM)."""
+
+    ca: str
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True)
 class LaunchSpec:
     engine: Engine
     binary: str
@@ -42,6 +51,13 @@ class LaunchSpec:
     #: Start once as a new one-member cluster on the existing data (quorum-loss
     #: recovery; `EngineProfile.force_new_cluster_flag`).
     force_new_cluster: bool = False
+    #: The member's certificates; None serves plain text (its URLs must be http then).
+    tls: TLSFiles | None = None
+    #: The certificate it serves its clients with, when not `tls` (Kubernetes: a Secret of
+    #: its own in spec.tls.clientSecretRef).
+    client_tls: TLSFiles | None = None
+    #: With TLS, a plain-text port for the kubelet's probes (`EngineProfile.plain_health_*`).
+    plain_health_port: int | None = None
 
 
 def command(spec: LaunchSpec) -> list[str]:
@@ -88,6 +104,18 @@ def command(spec: LaunchSpec) -> list[str]:
         if engine.force_new_cluster_flag is None:
             raise ValueError(f"{spec.engine.value} has no force-new-cluster flag")
         argv.append(engine.force_new_cluster_flag)
+    if spec.tls is not None:
+        links = {"peer": spec.tls, "client": spec.client_tls or spec.tls}
+        argv.extend(
+            f"{flag}={getattr(links[link], which)}" for flag, link, which in engine.tls_file_flags
+        )
+        argv.extend(engine.tls_args)
+        if spec.version:
+            argv.extend(
+                a for v in engine.tls_versioned_args if v.applies(spec.version) for a in v.args
+            )
+        if spec.plain_health_port is not None:
+            argv.extend(a.format(port=spec.plain_health_port) for a in engine.plain_health_args)
     args = {**engine.default_args, **spec.extra_args}
     argv.extend(f"--{key}={value}" for key, value in sorted(args.items()))
     return argv

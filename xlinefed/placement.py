@@ -26,6 +26,7 @@ from xlinefed.api.models import (
     MemberStatus,
     ObjectMeta,
     Phase,
+    SecurityStatus,
     StepStatus,
     XlineCluster,
     XlineClusterSpec,
@@ -250,6 +251,7 @@ def aggregate_status(
             for w in (status.warnings if status else [])
             if w not in warnings_for(federation.spec.clusters)
         )
+    warnings.extend(trust_warnings(statuses))
     serving = leader is not None and ready > total // 2
     holder = next((s.lock_holder for s in statuses.values() if s and s.lock_holder), None)
     generation = federation.metadata.generation
@@ -310,6 +312,53 @@ def aggregate_status(
         clusters=",".join(f"{c.id}={c.replicas}" for c in federation.spec.clusters),
         version=conditions.running_version(members),
         endpoints=endpoints,
+        security=federation_security(statuses),
+    )
+
+
+def _trusted(statuses: Mapping[str, ConsensusStatus | None]) -> dict[str, str | None]:
+    """cluster -> the CA fingerprint its members trust (None: plain text), for the
+    clusters that reported security."""
+    return {
+        cluster: status.security.ca_fingerprint if status.security.tls else None
+        for cluster, status in sorted(statuses.items())
+        if status is not None and status.security is not None
+    }
+
+
+def trust_warnings(statuses: Mapping[str, ConsensusStatus | None]) -> list[str]:
+    """Members of clusters that trust different CAs (or where one speaks plain text)
+    cannot reach each other; say which cluster trusts what."""
+    trusted = _trusted(statuses)
+    if len(set(trusted.values())) <= 1:
+        return []
+    groups: dict[str | None, list[str]] = {}
+    for cluster, fingerprint in trusted.items():
+        groups.setdefault(fingerprint, []).append(cluster)
+    described = "; ".join(
+        f"{', '.join(clusters)}: "
+        + (f"CA sha256:{fingerprint[:16]}" if fingerprint else "plain text")
+        for fingerprint, clusters in groups.items()
+    )
+    return [
+        f"the member clusters do not trust one CA ({described}); every cluster's "
+        "spec.tls.peerSecretRef must hold the same ca.crt (to rotate the CA, first put a "
+        "bundle of both CAs in every cluster) (docs/security.md)"
+    ]
+
+
+def federation_security(statuses: Mapping[str, ConsensusStatus | None]) -> SecurityStatus | None:
+    trusted = _trusted(statuses)
+    if not trusted:
+        return None
+    fingerprints = set(trusted.values())
+    reports = [s.security for s in statuses.values() if s is not None and s.security is not None]
+    expiries = [r.certificates_expire for r in reports if r.certificates_expire]
+    return SecurityStatus(
+        tls=None not in fingerprints,
+        auth=all(r.auth for r in reports),
+        ca_fingerprint=next(iter(fingerprints)) if len(fingerprints) == 1 else None,
+        certificates_expire=min(expiries) if expiries else None,
     )
 
 

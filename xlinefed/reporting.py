@@ -82,6 +82,14 @@ def activity_of(desired: Desired, outcome: Outcome, *, held: bool = False) -> st
 QUOTA_WARNING_SHARE = 0.8
 
 
+def plain_text_warning(fix: str) -> str:
+    """The warning every status carries while its members speak plain text."""
+    return (
+        "plain text: any client that reaches a member can read and write the store, the "
+        f"operator's keys under /xlinefed/ included; {fix} (docs/security.md)"
+    )
+
+
 def quota_warnings(db_sizes: Mapping[str, int], quota: int | None) -> list[str]:
     """A warning per member whose database (Maintenance.Status dbSize) is at or above
     QUOTA_WARNING_SHARE of the quota, with what to do."""

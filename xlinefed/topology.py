@@ -60,9 +60,9 @@ def render_host(
 
 def scheme(template: ConsensusTemplate, peer: bool) -> str:
     tls = template.tls
-    if tls is None:
+    if tls is None or not tls.enabled:
         return "http"
-    secret = tls.peer_secret_ref if peer else tls.client_secret_ref
+    secret = tls.peer_secret_ref if peer else (tls.client_secret_ref or tls.peer_secret_ref)
     return "https" if secret else "http"
 
 

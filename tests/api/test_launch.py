@@ -124,3 +124,58 @@ def test_etcd_compaction_and_quota_defaults_are_overridable_by_engine_args() -> 
 def test_xline_gets_no_etcd_defaults() -> None:
     argv = command(_launch(Engine.XLINE, version="0.7.0"))
     assert not any("compaction" in a or "quota" in a or "v2" in a for a in argv)
+
+
+def test_tls_flags_are_engine_data_and_every_member_demands_certificates() -> None:
+    from xlinefed.launch import TLSFiles
+
+    files = TLSFiles(ca="/p/ca.crt", cert="/p/m.crt", key="/p/m.key")
+    etcd = command(_launch(Engine.ETCD, tls=files))
+    for flag in (
+        "--trusted-ca-file=/p/ca.crt",
+        "--cert-file=/p/m.crt",
+        "--key-file=/p/m.key",
+        "--peer-trusted-ca-file=/p/ca.crt",
+        "--peer-cert-file=/p/m.crt",
+        "--peer-key-file=/p/m.key",
+        "--client-cert-auth=true",
+        "--peer-client-cert-auth=true",
+    ):
+        assert flag in etcd
+    xline = command(_launch(Engine.XLINE, tls=files))
+    for flag in (
+        "--peer-ca-cert-path=/p/ca.crt",
+        "--peer-cert-path=/p/m.crt",
+        "--peer-key-path=/p/m.key",
+        "--client-ca-cert-path=/p/ca.crt",
+        "--client-cert-path=/p/m.crt",
+        "--client-key-path=/p/m.key",
+    ):
+        assert flag in xline
+    assert not any("cert" in a for a in command(_launch(Engine.ETCD)))
+
+
+def test_a_client_certificate_of_its_own_and_a_plain_health_port() -> None:
+    from xlinefed.launch import TLSFiles
+
+    peer = TLSFiles(ca="/peer/ca.crt", cert="/peer/tls.crt", key="/peer/tls.key")
+    client = TLSFiles(ca="/client/ca.crt", cert="/client/tls.crt", key="/client/tls.key")
+    etcd = command(_launch(Engine.ETCD, tls=peer, client_tls=client, plain_health_port=2381))
+    assert "--cert-file=/client/tls.crt" in etcd and "--trusted-ca-file=/client/ca.crt" in etcd
+    assert "--peer-cert-file=/peer/tls.crt" in etcd and "--peer-key-file=/peer/tls.key" in etcd
+    assert "--listen-metrics-urls=http://0.0.0.0:2381" in etcd
+    # Xline serves both listeners with one certificate: the peer one.
+    xline = command(_launch(Engine.XLINE, tls=peer, client_tls=client, plain_health_port=2381))
+    assert not any("/client/" in a for a in xline)
+    assert not any("listen-metrics" in a for a in xline)
+
+
+def test_tls_peers_are_not_matched_by_the_address_they_dial_from() -> None:
+    from xlinefed.launch import TLSFiles
+
+    files = TLSFiles(ca="/p/ca.crt", cert="/p/m.crt", key="/p/m.key")
+    old = command(_launch(Engine.ETCD, tls=files, version="3.5.17"))
+    new = command(_launch(Engine.ETCD, tls=files, version="3.6.4"))
+    assert "--experimental-peer-skip-client-san-verification=true" in old
+    assert "--peer-skip-client-san-verification=true" in new
+    assert not any("skip-client-san" in a for a in command(_launch(Engine.ETCD, version="3.6.4")))

@@ -42,12 +42,15 @@ def test_default_urls_are_plain_http_on_the_default_ports() -> None:
     assert m.client_url == "http://demo-member2-0.member2.demo.db.svc.clusterset.local:2379"
 
 
-def test_tls_switches_the_scheme_per_secret() -> None:
+def test_tls_switches_the_scheme_of_both_links() -> None:
     both = desired_members(_fed(tls={"peerSecretRef": "p", "clientSecretRef": "c"}))[0]
     assert both.peer_url.startswith("https://") and both.client_url.startswith("https://")
+    # Without a client Secret of its own, a member serves its clients with the peer one.
     peer_only = desired_members(_fed(tls={"peerSecretRef": "p"}))[0]
     assert peer_only.peer_url.startswith("https://")
-    assert peer_only.client_url.startswith("http://")
+    assert peer_only.client_url.startswith("https://")
+    off = desired_members(_fed(tls={"enabled": False}))[0]
+    assert off.peer_url.startswith("http://") and off.client_url.startswith("http://")
 
 
 def test_custom_template_and_ports() -> None:

@@ -353,11 +353,11 @@ CASES = [
         crd="spec.network.ports.client",
     ),
     Case(
-        "TLS without secrets",
-        federation(tls={}),
-        "spec.tls",
-        "set peerSecretRef and/or clientSecretRef",
-        crd="names no secret",
+        "TLS off but a secret named",
+        federation(tls={"enabled": False, "peerSecretRef": "peer-certs"}),
+        "spec.tls.enabled",
+        "set enabled: true to use the secrets",
+        crd="is false but a secret is named",
     ),
     Case(
         "federation name not a DNS label",
@@ -480,6 +480,76 @@ CASES = [
         "shorten the federation name",
         crd="longer than 63 characters",
         kind="XlineCluster",
+    ),
+    Case(
+        "XlineCluster with TLS on and no Secret to serve",
+        _cluster_obj(tls={"enabled": True}),
+        "spec.tls.peerSecretRef",
+        "name a kubernetes.io/tls Secret with ca.crt",
+        crd="spec.tls.peerSecretRef: is required on Kubernetes",
+        kind="XlineCluster",
+    ),
+    Case(
+        "engine arg that spec.tls sets",
+        federation(engineArgs={"peer-cert-file": "/etc/x.crt"}),
+        "spec.engineArgs.peer-cert-file",
+        "name the certificates in spec.tls",
+    ),
+    Case(
+        "pod template label xlinefed sets itself",
+        federation(podTemplate={"labels": {"xlinefed.io/role": "voter"}}),
+        "spec.podTemplate.labels",
+        "remove it",
+        crd="spec.podTemplate.labels: a key is set by xlinefed itself",
+    ),
+    Case(
+        "pod template annotation with a bad key",
+        federation(podTemplate={"annotations": {"bad key": "x"}}),
+        "spec.podTemplate.annotations",
+        "DNS-subdomain prefix",
+        crd="spec.podTemplate.annotations: a key is not a valid Kubernetes label key",
+    ),
+    Case(
+        "pod template label value with a space",
+        federation(podTemplate={"labels": {"team": "a b"}}),
+        "spec.podTemplate.labels.team",
+        "use a value matching",
+        crd="spec.podTemplate.labels.team",
+    ),
+    Case(
+        "pod template request above its limit",
+        federation(
+            podTemplate={"resources": {"requests": {"memory": "4Gi"}, "limits": {"memory": "2Gi"}}}
+        ),
+        "spec.podTemplate.resources.requests.memory",
+        "raise spec.podTemplate.resources.limits.memory",
+    ),
+    Case(
+        "pod template quantity that is no quantity",
+        federation(podTemplate={"resources": {"requests": {"cpu": "lots"}}}),
+        "spec.podTemplate.resources.requests.cpu",
+        "use a value matching",
+        crd="spec.podTemplate.resources.requests.cpu",
+    ),
+    Case(
+        "pod template toleration with an unknown effect",
+        federation(podTemplate={"tolerations": [{"key": "k", "effect": "Sometimes"}]}),
+        "spec.podTemplate.tolerations[0].effect",
+        "use the allowed value",
+        crd="spec.podTemplate.tolerations[0].effect",
+    ),
+    Case(
+        "pod template affinity with a misspelt part",
+        federation(podTemplate={"affinity": {"podAntiAfinity": {}}}),
+        "spec.podTemplate.affinity.podAntiAfinity",
+        "check the spelling",
+    ),
+    Case(
+        "pod template priority class that is no DNS name",
+        federation(podTemplate={"priorityClassName": "High_Priority"}),
+        "spec.podTemplate.priorityClassName",
+        "use a value matching",
+        crd="spec.podTemplate.priorityClassName",
     ),
 ]
 

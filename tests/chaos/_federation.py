@@ -24,9 +24,10 @@ from tests.support.history import Workload, drain
 from tests.support.linearizability import check_history
 from tests.support.wait import wait_until
 from tests.support.writer import SequencedWriter
-from xlinefed.consensus.client import ConsensusClient
+from xlinefed.consensus.client import ClientTLS, ConsensusClient
 from xlinefed.consensus.lock import LOCK_KEY
 from xlinefed.platforms.local import processes
+from xlinefed.platforms.local.pki import CLIENT, OPERATOR, LocalPKI, tls_spec
 from xlinefed.platforms.local.state import FederationDir
 
 STEP_KEY = f"{LOCK_KEY}/step"
@@ -127,19 +128,33 @@ class ChaosFederation:
     def desired_names(self) -> set[str]:
         return {f"{self.name}-{c}-{i}" for c, n in self.desired().items() for i in range(n)}
 
+    @property
+    def _scheme(self) -> str:
+        return "https" if self.admin_tls() is not None else "http"
+
+    def admin_tls(self) -> ClientTLS | None:
+        """The operator's certificate (root): the harness reads the operator's own keys."""
+        tls = tls_spec(self.dir, self.dir.read_spec())
+        return LocalPKI(self.dir, tls).client_tls(OPERATOR) if tls is not None else None
+
+    def app_tls(self) -> ClientTLS | None:
+        """The application certificate the workloads dial with."""
+        tls = tls_spec(self.dir, self.dir.read_spec())
+        return LocalPKI(self.dir, tls).client_tls(CLIENT) if tls is not None else None
+
     def client_endpoints(self) -> list[str]:
         """Every member's client URL the platform ever allocated (workloads fail over)."""
         facts = self.dir.read_facts()
-        return [f"http://127.0.0.1:{p.client}" for _, p in sorted(facts.ports.items())]
+        return [f"{self._scheme}://127.0.0.1:{p.client}" for _, p in sorted(facts.ports.items())]
 
     def endpoint(self, member: str) -> str:
-        return f"http://127.0.0.1:{self.dir.read_facts().ports[member].client}"
+        return f"{self._scheme}://127.0.0.1:{self.dir.read_facts().ports[member].client}"
 
     def voter_endpoints(self) -> list[str]:
         """Client URLs of the desired members that have ports already."""
         ports = self.dir.read_facts().ports
         return [
-            f"http://127.0.0.1:{ports[n].client}"
+            f"{self._scheme}://127.0.0.1:{ports[n].client}"
             for n in sorted(self.desired_names())
             if n in ports
         ]
@@ -157,7 +172,7 @@ class ChaosFederation:
 
         async def read() -> tuple[set[str], set[str], set[int]]:
             endpoints = self.voter_endpoints()
-            async with ConsensusClient(endpoints, timeout=2.0) as client:
+            async with ConsensusClient(endpoints, timeout=2.0, tls=self.admin_tls()) as client:
                 members = await client.member_list(deadline=2.0)
                 leaders = {(await client.status(e)).leader_id for e in endpoints}
             voters = {m.name for m in members if not m.is_learner}
@@ -170,7 +185,9 @@ class ChaosFederation:
         """(voter names, learner names) from the member list alone."""
 
         async def read() -> tuple[set[str], set[str]]:
-            async with ConsensusClient(self.client_endpoints(), timeout=2.0) as client:
+            async with ConsensusClient(
+                self.client_endpoints(), timeout=2.0, tls=self.admin_tls()
+            ) as client:
                 members = await client.member_list(deadline=5.0)
             return {m.name for m in members if not m.is_learner}, {
                 m.name or f"id-{m.id:x}" for m in members if m.is_learner
@@ -180,7 +197,9 @@ class ChaosFederation:
 
     def leader(self) -> str:
         async def read() -> str:
-            async with ConsensusClient(self.voter_endpoints(), timeout=2.0) as client:
+            async with ConsensusClient(
+                self.voter_endpoints(), timeout=2.0, tls=self.admin_tls()
+            ) as client:
                 status = await client.leader(deadline=5.0)
                 members = await client.member_list(deadline=2.0)
             return next(m.name for m in members if m.id == status.leader_id)
@@ -189,7 +208,9 @@ class ChaosFederation:
 
     def member_id(self, name: str) -> int:
         async def read() -> int:
-            async with ConsensusClient(self.voter_endpoints(), timeout=2.0) as client:
+            async with ConsensusClient(
+                self.voter_endpoints(), timeout=2.0, tls=self.admin_tls()
+            ) as client:
                 members = await client.member_list(deadline=2.0)
             return next(m.id for m in members if m.name == name)
 
@@ -197,7 +218,9 @@ class ChaosFederation:
 
     def move_leader(self, target: str) -> None:
         async def move() -> None:
-            async with ConsensusClient(self.voter_endpoints(), timeout=3.0) as client:
+            async with ConsensusClient(
+                self.voter_endpoints(), timeout=3.0, tls=self.admin_tls()
+            ) as client:
                 members = await client.member_list(deadline=2.0)
                 wanted = next(m.id for m in members if m.name == target)
                 await client.move_leader(wanted, deadline=10.0)
@@ -206,7 +229,9 @@ class ChaosFederation:
 
     def step_record(self) -> dict[str, Any] | None:
         async def read() -> dict[str, Any] | None:
-            async with ConsensusClient(self.voter_endpoints(), timeout=2.0) as client:
+            async with ConsensusClient(
+                self.voter_endpoints(), timeout=2.0, tls=self.admin_tls()
+            ) as client:
                 kv = await client.get(STEP_KEY, deadline=5.0)
             return json.loads(kv.value) if kv is not None else None
 
@@ -286,8 +311,15 @@ def observed_run(federation: ChaosFederation, kind: str, seed: int) -> Iterator[
     afterwards every acknowledged write must read back and every key's history must be
     linearizable."""
     tag = f"{abs(hash((kind, seed, time.time()))) % 10**8:08d}"
-    writer = SequencedWriter(federation.client_endpoints, prefix=f"/chaos/{tag}/seq/")
-    workload = Workload(federation.client_endpoints, prefix=f"/chaos/{tag}/reg/", seed=seed)
+    writer = SequencedWriter(
+        federation.client_endpoints, prefix=f"/chaos/{tag}/seq/", tls=federation.app_tls()
+    )
+    workload = Workload(
+        federation.client_endpoints,
+        prefix=f"/chaos/{tag}/reg/",
+        seed=seed,
+        tls=federation.app_tls(),
+    )
     run = Run(kind, workload, writer)
     writer.__enter__()
     workload.start()

@@ -82,6 +82,18 @@ def nft_table(table: str, body: str, mark: str = MARK) -> str:
     )
 
 
+def _destroy_tcp_sockets_of(pid: int) -> None:
+    """Abort every TCP connection process `pid` holds (the kernel's sock_destroy)."""
+    listing = subprocess.run(
+        ["ss", "-tnpH", "state", "established"], capture_output=True, text=True, check=True
+    ).stdout
+    for line in listing.splitlines():
+        if f"pid={pid}," not in line:
+            continue
+        local, peer = line.split()[2:4]
+        subprocess.run(["ss", "-K", "src", local, "dst", peer], capture_output=True, check=False)
+
+
 class Partitioner:
     def __init__(self, federation_name: str, bin_dir: Path) -> None:
         self.nft = ensure_nft()
@@ -197,10 +209,16 @@ class Partitioner:
 
     def move_into(self, pid: int, cluster: str) -> str:
         """Put process `pid` (one this test started) in `cluster`'s cgroup, so that a
-        partition of that cluster cuts it off too; returns the cgroup it was in."""
+        partition of that cluster cuts it off too; returns the cgroup it was in.
+
+        The rules match a socket by the cgroup it was created in, so the connections the
+        process already holds (the controller keeps its gRPC channels open across passes)
+        would still pass: they are destroyed (`ss -K`), as a real partition breaks them,
+        and every new one is made in the new cgroup."""
         previous = _cgroup2_of(pid)
         self._nft_path(cluster)
         (self.cgroup / cluster / "cgroup.procs").write_text(f"{pid}\n")
+        _destroy_tcp_sockets_of(pid)
         return previous
 
     def move_back(self, pid: int, previous: str) -> None:

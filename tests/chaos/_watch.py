@@ -163,7 +163,9 @@ def leader_list(federation: ChaosFederation) -> dict[str, tuple[int, bool]]:
     own stale view, and a deposed leader may still think it leads, in an older term)."""
 
     async def read() -> dict[str, tuple[int, bool]]:
-        async with ConsensusClient(federation.client_endpoints(), timeout=1.0) as client:
+        async with ConsensusClient(
+            federation.client_endpoints(), timeout=1.0, tls=federation.admin_tls()
+        ) as client:
             found = await client.statuses(timeout=1.0)
             leaders = [s for s in found.values() if isinstance(s, EndpointStatus) and s.is_leader]
             assert leaders, "no member says it leads"
@@ -261,7 +263,9 @@ class Sampler:
         """The leader's member list (its own status says it leads): ids and quorum."""
         s = self.samples
         endpoints = self.federation.client_endpoints()
-        async with ConsensusClient(endpoints, timeout=0.5) as client:
+        async with ConsensusClient(
+            endpoints, timeout=0.5, tls=self.federation.admin_tls()
+        ) as client:
             found = await client.statuses(timeout=0.5)
             up = {e: st for e, st in found.items() if isinstance(st, EndpointStatus)}
             leaders = [st for st in up.values() if st.is_leader]

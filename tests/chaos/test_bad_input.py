@@ -113,7 +113,9 @@ def write_inputs(tmp: Path) -> None:
 def writable(federation: ChaosFederation) -> bool:
     async def roundtrip() -> bool:
         value = f"{time.time()}"
-        async with ConsensusClient(federation.voter_endpoints(), timeout=2.0) as client:
+        async with ConsensusClient(
+            federation.voter_endpoints(), timeout=2.0, tls=federation.admin_tls()
+        ) as client:
             await client.put("/chaos/bad-input/probe", value, deadline=5.0)
             kv = await client.get("/chaos/bad-input/probe", deadline=5.0)
         return kv is not None and kv.text == value
@@ -159,16 +161,33 @@ class MembershipMonitor:
         self._thread = threading.Thread(target=lambda: asyncio.run(self._loop()), daemon=True)
 
     async def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                async with ConsensusClient(self.federation.client_endpoints(), timeout=1.0) as c:
-                    members = await c.member_list(deadline=1.0)
+        # One client kept open: a fresh client per sample (a new connection each time)
+        # made samples slow enough that two removals a few tens of ms apart fell between
+        # two of them, and the monitor could not tell one step at a time from two at once.
+        client: ConsensusClient | None = None
+        endpoints: list[str] = []
+        try:
+            while not self._stop.is_set():
+                current = self.federation.client_endpoints()
+                if client is None or current != endpoints:
+                    if client is not None:
+                        await client.close()
+                    endpoints = current
+                    client = ConsensusClient(
+                        endpoints, timeout=1.0, tls=self.federation.admin_tls()
+                    )
+                try:
+                    members = await client.member_list(deadline=1.0)
+                except Exception:
+                    await asyncio.sleep(0.005)
+                    continue
                 sample = frozenset((m.name or f"id-{m.id:x}", m.is_learner) for m in members)
                 if not self.samples or self.samples[-1] != sample:
                     self.samples.append(sample)
-            except Exception:
-                pass
-            await asyncio.sleep(0.02)
+                await asyncio.sleep(0.005)
+        finally:
+            if client is not None:
+                await client.close()
 
     def __enter__(self) -> MembershipMonitor:
         self._thread.start()

@@ -71,7 +71,7 @@ def list_served_by(federation: ChaosFederation, member: str) -> set[str]:
 
     async def read() -> set[str]:
         endpoint = federation.endpoint(member)
-        async with ConsensusClient([endpoint], timeout=1.0) as client:
+        async with ConsensusClient([endpoint], timeout=1.0, tls=federation.admin_tls()) as client:
             listed = await client.member_list_at(endpoint, timeout=1.0)
         return {m.name or f"id-{m.id:x}" for m in listed}
 
@@ -94,7 +94,9 @@ class StaleWatch:
         endpoint = self.federation.endpoint(self.member)
         while not self._stop.is_set():
             with contextlib.suppress(Exception):
-                async with ConsensusClient(self.federation.client_endpoints(), timeout=0.5) as c:
+                async with ConsensusClient(
+                    self.federation.client_endpoints(), timeout=0.5, tls=self.federation.admin_tls()
+                ) as c:
                     found = await c.statuses(timeout=0.5)
                     up = [s for s in found.values() if isinstance(s, EndpointStatus)]
                     lead = max((s for s in up if s.is_leader), key=lambda s: s.raft_term)

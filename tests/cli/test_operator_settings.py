@@ -52,6 +52,37 @@ def test_the_cli_refuses_a_bad_interval_in_one_line() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_the_cli_refuses_lease_timing_that_could_elect_two_leaders() -> None:
+    """A renew deadline not shorter than the lease would let a cut-off leader act after
+    a standby took over (docs/operators.md): refused before anything runs."""
+    env = {**os.environ, "XLINEFED_LEASE_DURATION": "10", "XLINEFED_LEASE_RENEW_DEADLINE": "10"}
+    result = subprocess.run(
+        [sys.executable, "-m", "xlinefed.cli", "member-operator", "--cluster-id", "m"],
+        env={**env, "KUBECONFIG": "/none"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "XLINEFED_LEASE_RENEW_DEADLINE=10" in result.stderr
+    assert "renew deadline < lease duration" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_leader_election_is_on_by_default_for_both_tiers() -> None:
+    member = MemberOperatorSettings.build(cluster_id="m", environ={}).leader
+    federation = FederationOperatorSettings.build(environ={}).leader
+    assert member.enabled and federation.enabled
+    assert (member.name, federation.name) == (
+        "xlinefed-member-operator",
+        "xlinefed-federation-operator",
+    )
+    off = MemberOperatorSettings.build(
+        cluster_id="m", environ={"XLINEFED_LEADER_ELECTION": "false"}
+    )
+    assert not off.leader.enabled
+
+
 def test_the_guard_image_is_a_setting_not_an_import_time_read() -> None:
     """A registry mirror sets XLINEFED_OPERATOR_IMAGE; it reaches the member pods'
     init container through the settings object, whatever the environment was at import."""

@@ -46,7 +46,7 @@ def test_check_mode_detects_drift(tmp_path: Path) -> None:
     assert generate(["--write", str(tmp_path)]) == 0
     assert generate(["--check", str(tmp_path)]) == 0
     target = tmp_path / "member" / "operator.yaml"
-    target.write_text(target.read_text().replace("replicas: 1", "replicas: 2"))
+    target.write_text(target.read_text().replace("replicas: 2", "replicas: 3"))
     assert generate(["--check", str(tmp_path)]) == 1
 
 
@@ -74,7 +74,7 @@ def test_member_tier_names_its_cluster_through_a_configmap() -> None:
     assert not _by_kind(install.member_manifests(None), "ConfigMap")
     deployment = _one(docs, "Deployment")
     assert deployment["metadata"]["namespace"] == "ops"
-    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["replicas"] == 2
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "reg/x:1"
     assert container["args"][:2] == ["member-operator", "--cluster-id=$(XLINEFED_CLUSTER_ID)"]
@@ -107,6 +107,24 @@ def test_member_tier_names_its_cluster_through_a_configmap() -> None:
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == install.MEMBER_OPERATOR
 
 
+def test_names_are_scoped_to_the_release() -> None:
+    docs = install.member_manifests("m", release="blue")
+    named = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert ("Deployment", "blue-member-operator") in named
+    assert ("ClusterRole", "blue-member-operator") in named
+    assert ("Service", "blue-member-operator-metrics") in named
+    karmada = install.federation_karmada_manifests(release="blue")
+    assert _one(karmada, "Secret")["metadata"]["name"] == "blue-federation-operator-token"
+    # One per Karmada whatever the release (one customization per kind; one CRD).
+    assert _one(karmada, "ResourceInterpreterCustomization")["metadata"]["name"] == (
+        "xlinefed-xlinecluster"
+    )
+    assert _one(karmada, "ClusterPropagationPolicy")["metadata"]["name"] == "xlinefed-crds"
+    # The default release's names are the ones documented everywhere.
+    assert install.member_operator_name() == install.MEMBER_OPERATOR == "xlinefed-member-operator"
+    assert install.member_operator_name("x" * 60) == "x" * 60 + "-me"
+
+
 def _grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     return {
         (group, resource, verb)
@@ -121,7 +139,7 @@ def test_rbac_is_least_privilege() -> None:
     for rules in (install.member_rules(), install.federation_rules()):
         grants = _grants(rules)
         assert not {g for g in grants if "*" in g}, "no wildcards"
-        assert not {g for g in grants if g[1] in ("secrets", "configmaps", "nodes")}
+        assert not {g for g in grants if g[1] in ("configmaps", "nodes")}
         assert not {g for g in grants if g[1].startswith("clusterkopfpeerings")}
         assert not {g for g in grants if g[2] in ("escalate", "bind", "impersonate")}
         assert all("resourceNames" not in r for r in rules)
@@ -140,8 +158,11 @@ def test_rbac_is_least_privilege() -> None:
     }
     assert {v for g, r, v in member if r == "services"} == {"create"}
     assert ("multicluster.x-k8s.io", "serviceexports", "create") in member
+    # Secrets: the ones spec.tls names are read one by one, the checked copies the pods
+    # mount are applied; never listed, watched or deleted (the copies go with their owner).
+    assert {v for g, r, v in member if r == "secrets"} == {"get", "create", "patch"}
     federation = _grants(install.federation_rules())
-    assert not {g for g in federation if g[1] in ("pods", "persistentvolumeclaims")}
+    assert not {g for g in federation if g[1] in ("pods", "persistentvolumeclaims", "secrets")}
     assert ("xlinefed.io", "xlinefederations", "delete") not in federation
     assert ("policy.karmada.io", "propagationpolicies", "delete") in federation
     assert ("config.karmada.io", "resourceinterpretercustomizations", "create") in federation
@@ -165,11 +186,20 @@ def test_federation_parts_go_to_two_api_servers() -> None:
         "kubernetes.io/service-account.name": install.FEDERATION_OPERATOR
     }
     operator = install.federation_operator_manifests("fed", "img:2", kubeconfig_secret="kc")
-    assert [d["kind"] for d in operator] == ["Namespace", "Deployment"]
+    assert [d["kind"] for d in operator] == ["Namespace", "Deployment", "Service"]
     pod = _one(operator, "Deployment")["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     (container,) = pod["containers"]
-    assert container["args"][0] == "federation-operator"
+    assert container["args"] == ["federation-operator", "--metrics-port=8080"]
+    # It serves metrics as the member operator does, and is ready once they answer.
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "health": 8081,
+        "metrics": 8080,
+    }
+    assert "8080/metrics" in " ".join(container["readinessProbe"]["exec"]["command"])
+    metrics = _one(operator, "Service")
+    assert metrics["metadata"]["name"] == f"{install.FEDERATION_OPERATOR}-metrics"
+    assert metrics["spec"]["ports"][0]["targetPort"] == "metrics"
     assert container["image"] == "img:2"
     assert {"name": "karmada", "secret": {"secretName": "kc"}} in pod["volumes"]
     kubeconfig = next(e["value"] for e in container["env"] if e["name"] == "KUBECONFIG")
@@ -205,3 +235,25 @@ def test_interpreter_and_crd_propagation() -> None:
     ]
     assert policy["spec"]["preserveResourcesOnDeletion"] is True
     assert policy["spec"]["conflictResolution"] == "Overwrite"
+
+
+def test_both_tiers_run_two_replicas_that_elect_a_leader_with_a_lease() -> None:
+    """docs/operators.md: two replicas, Lease RBAC (no more), the pod's name as the
+    holder identity, and the member Lease in the operator's own namespace."""
+    for rules in (install.member_rules(), install.federation_rules()):
+        leases = {v for g, r, v in _grants(rules) if r == "leases"}
+        assert leases == {"get", "create", "update"}
+        assert {g for g, r, _ in _grants(rules) if r == "leases"} == {"coordination.k8s.io"}
+    for docs, lease_namespace in (
+        (install.member_manifests("m"), True),
+        (install.federation_operator_manifests(), False),
+    ):
+        deployment = _one(docs, "Deployment")
+        assert deployment["spec"]["replicas"] == 2
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        identity = env["XLINEFED_LEASE_IDENTITY"]["valueFrom"]["fieldRef"]["fieldPath"]
+        assert identity == "metadata.name"
+        # The federation operator's Lease is on Karmada, not in the pod's host cluster.
+        assert ("XLINEFED_LEASE_NAMESPACE" in env) == lease_namespace

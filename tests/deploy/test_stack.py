@@ -91,6 +91,16 @@ def test_member_tier_is_accepted_and_grants_least_privilege(stack: Stack) -> Non
     assert _allowed(member, user, "patch", "xlineclusters", "xlinefed.io", "status")
     assert _allowed(member, user, "create", "serviceexports", "multicluster.x-k8s.io")
     assert _allowed(member, user, "create", "events")
+    # Role labels and spec.podTemplate's labels/annotations, patched onto running pods.
+    assert _allowed(member, user, "patch", "pods")
+    # The voters' disruption budget, applied server-side.
+    assert _allowed(member, user, "patch", "poddisruptionbudgets", "policy")
+    assert _allowed(member, user, "create", "poddisruptionbudgets", "policy")
+    assert not _allowed(member, user, "delete", "poddisruptionbudgets", "policy")
+    # Leader election (docs/operators.md): read, create and replace its Lease, no more.
+    assert _allowed(member, user, "update", "leases", "coordination.k8s.io")
+    assert _allowed(member, user, "create", "leases", "coordination.k8s.io")
+    assert not _allowed(member, user, "delete", "leases", "coordination.k8s.io")
     assert not _allowed(member, user, "get", "secrets")
     assert not _allowed(member, user, "delete", "xlineclusters", "xlinefed.io")
     assert not _allowed(member, user, "delete", "services")
@@ -107,11 +117,15 @@ def test_federation_tier_is_accepted_by_karmada(stack: Stack, karmada: KubeClien
     assert _allowed(karmada, user, "create", "xlineclusters", "xlinefed.io")
     assert _allowed(karmada, user, "delete", "propagationpolicies", "policy.karmada.io")
     assert _allowed(karmada, user, "patch", "xlinefederations", "xlinefed.io", "status")
+    assert _allowed(karmada, user, "update", "leases", "coordination.k8s.io")
+    assert not _allowed(karmada, user, "delete", "leases", "coordination.k8s.io")
     assert not _allowed(karmada, user, "get", "secrets")
     assert not _allowed(karmada, user, "create", "clusterpropagationpolicies", "policy.karmada.io")
-    # The operator's own Deployment goes to the cluster that runs it; a dry run here
-    # checks that an apiserver accepts it.
-    _apply_all(karmada, install.federation_operator_manifests()[1:], dry_run={"Deployment"})
+    # The operator's own Deployment and metrics Service go to the cluster that runs it; a
+    # dry run here checks that an apiserver accepts them.
+    _apply_all(
+        karmada, install.federation_operator_manifests()[1:], dry_run={"Deployment", "Service"}
+    )
 
 
 def test_karmada_rejects_broken_lua(karmada: KubeClient) -> None:

@@ -44,7 +44,7 @@ from tests.e2e_karmada.test_federation import (
     reached,
     set_clusters,
 )
-from tests.e2e_kube.conftest import consensus_view, install_crds
+from tests.e2e_kube.conftest import LEASE_ENV, consensus_view, install_crds
 from tests.support.stack import _procs
 from tests.support.stack._client import KubeClient, api_enabled
 from tests.support.stack._stack import Stack
@@ -185,6 +185,7 @@ class FaultOperators(Operators):
             return
         env = {
             **os.environ,
+            **LEASE_ENV,
             "KUBECONFIG": str(self.stack.member_kubeconfig(which)),
             "XLINEFED_RECONCILE_INTERVAL": "1",
         }

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_kube.conftest import consensus_view, install_crds
+from tests.e2e_kube.conftest import LEASE_ENV, consensus_view, install_crds
 from tests.support.stack._client import KubeClient, api_enabled
 from tests.support.stack._stack import Stack
 from tests.support.wait import wait_until
@@ -43,7 +43,7 @@ class Operators:
     def start(self, which: str) -> None:
         import os
 
-        if which == "federation":
+        if which == "federation" or which.startswith("federation-"):  # replicas: -a, -b
             kubeconfig = self.stack.karmada_kubeconfig
             argv = ["federation-operator"]
         else:
@@ -55,6 +55,8 @@ class Operators:
             "XLINEFED_RECONCILE_INTERVAL": "1",
             # Frequent idle passes: a pass that writes when nothing changed shows at once.
             "XLINEFED_FEDERATION_RESYNC": "2",
+            **LEASE_ENV,
+            "XLINEFED_LEASE_IDENTITY": which,
         }
         with (self.logs / f"{which}.log").open("ab") as out:
             self.processes[which] = subprocess.Popen(

@@ -151,8 +151,26 @@ def test_removed_fields_reach_every_member(
     wait_members(
         stack,
         namespace,
-        lambda specs: all(s.get("tls") == {"peerSecretRef": "peer-certs"} for s in specs.values()),
+        # The federation tier writes the model's defaults (enabled, validity) beside the ref.
+        lambda specs: all(
+            (s.get("tls") or {}).get("peerSecretRef") == "peer-certs" for s in specs.values()
+        ),
         "tls in every member's XlineCluster",
+    )
+    # A formed plain-text federation cannot switch to TLS: each member operator refuses it.
+    wait_until(
+        lambda: all(
+            any(
+                "spec.tls.enabled: cannot change once the federation has formed" in w
+                for w in (
+                    stack.member(m).get(API, "XlineCluster", f"{NAME}-{m}", namespace).get("status")
+                    or {}
+                ).get("warnings", [])
+            )
+            for m in CLUSTERS
+        ),
+        timeout=120,
+        what="every member operator refusing to switch a formed federation to TLS",
     )
     patch(karmada, namespace, {"paused": False, "tls": None})
     wait_members(

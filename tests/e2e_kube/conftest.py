@@ -17,7 +17,7 @@ import yaml
 from tests.support.stack._client import KubeClient
 from tests.support.stack._stack import Stack, free_port
 from tests.support.wait import wait_until
-from xlinefed.consensus.client import ConsensusClient, MemberInfo
+from xlinefed.consensus.client import ClientTLS, ConsensusClient, MemberInfo
 
 REPO = Path(__file__).resolve().parents[2]
 API = "xlinefed.io/v1alpha1"
@@ -41,20 +41,37 @@ def install_crds(client: KubeClient) -> None:
         )
 
 
+#: Short Lease timing for tests (production: 15/10/2): an operator restarted after a
+#: SIGKILL waits out its predecessor's Lease before it reconciles.
+#: Not shorter: on a loaded 2-core CI machine an API request can take seconds, and a
+#: leader that misses its renew deadline stands down for a lease.
+LEASE_ENV = {
+    "XLINEFED_LEASE_DURATION": "8",
+    "XLINEFED_LEASE_RENEW_DEADLINE": "6",
+    "XLINEFED_LEASE_RETRY_PERIOD": "1",
+}
+
+
 class MemberOperator:
     """`xlinefed member-operator` as a real process, stopped by PID."""
 
-    def __init__(self, stack: Stack, cluster: str, namespace: str, log: Path) -> None:
+    def __init__(
+        self, stack: Stack, cluster: str, namespace: str, log: Path, identity: str | None = None
+    ) -> None:
         self.stack, self.cluster, self.namespace, self.log = stack, cluster, namespace, log
+        self.identity = identity
         self.process: subprocess.Popen[bytes] | None = None
         self.metrics_port = free_port()
 
     def start(self) -> None:
         env = {
             **os.environ,
+            **LEASE_ENV,
             "KUBECONFIG": str(self.stack.member_kubeconfig(self.cluster)),
             "XLINEFED_RECONCILE_INTERVAL": "1",
         }
+        if self.identity is not None:
+            env["XLINEFED_LEASE_IDENTITY"] = self.identity
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [
@@ -147,11 +164,13 @@ def _named(member: MemberInfo) -> str:
     return urlsplit(member.peer_urls[0]).hostname.split(".")[0]  # type: ignore[union-attr]
 
 
-def consensus_view(endpoints: list[str]) -> tuple[set[str], set[str], set[int], int]:
+def consensus_view(
+    endpoints: list[str], tls: ClientTLS | None = None
+) -> tuple[set[str], set[str], set[int], int]:
     """(voter names, learner names, leader ids seen, highest raft term)."""
 
     async def read() -> tuple[set[str], set[str], set[int], int]:
-        async with ConsensusClient(endpoints, timeout=3.0) as client:
+        async with ConsensusClient(endpoints, timeout=3.0, tls=tls) as client:
             members = await client.member_list()
             statuses = [await client.status(e) for e in endpoints]
         return (

@@ -106,6 +106,9 @@ def test_create_three_members(
     service = member1.get("v1", "Service", NAME, member_namespace)
     assert service["spec"]["clusterIP"] == "None"
     assert service["spec"]["publishNotReadyAddresses"] is True
+    # No certificates are mounted on Kubernetes yet: the status must not hide it.
+    status = resource(member1, member_namespace)["status"]
+    assert any(w.startswith("plain text:") for w in status.get("warnings", []))
 
 
 def test_scale_out_and_in_under_a_writer(

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from tests.support.wait import wait_until
-from xlinefed.consensus.client import ConsensusClient, MemberInfo
+from xlinefed.consensus.client import ClientTLS, ConsensusClient, MemberInfo
+from xlinefed.platforms.local.pki import CLIENT, LocalPKI, tls_spec
 from xlinefed.platforms.local.state import FederationDir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,14 +64,25 @@ class CliFederation:
     def status(self) -> dict[str, Any]:
         return self.dir.read_status() or {}
 
+    @property
+    def _scheme(self) -> str:
+        return "https" if self.client_tls() is not None else "http"
+
+    def client_tls(self) -> ClientTLS | None:
+        """The application client certificate when the federation runs with TLS."""
+        tls = tls_spec(self.dir, self.dir.read_spec())
+        return LocalPKI(self.dir, tls).client_tls(CLIENT) if tls is not None else None
+
     def endpoints(self) -> list[str]:
         facts = self.dir.read_facts()
         names = [m["name"] for m in self.status().get("members", []) if m.get("role")]
-        return [f"http://127.0.0.1:{facts.ports[n].client}" for n in names if n in facts.ports]
+        return [
+            f"{self._scheme}://127.0.0.1:{facts.ports[n].client}" for n in names if n in facts.ports
+        ]
 
     def all_endpoints(self) -> list[str]:
         facts = self.dir.read_facts()
-        return [f"http://127.0.0.1:{p.client}" for p in facts.ports.values()]
+        return [f"{self._scheme}://127.0.0.1:{p.client}" for p in facts.ports.values()]
 
     def desired_names(self) -> set[str]:
         spec = self.dir.read_spec()
@@ -81,14 +93,14 @@ class CliFederation:
         by its peer URL when it carries no name, as the executor does: an Xline learner
         restarted soon after it joined can publish an empty name (docs/engines.md)."""
         facts = self.dir.read_facts()
-        by_peer = {f"http://127.0.0.1:{p.peer}": n for n, p in facts.ports.items()}
+        by_peer = {f"{self._scheme}://127.0.0.1:{p.peer}": n for n, p in facts.ports.items()}
 
         def named(info: MemberInfo) -> str:
             return info.name or next((by_peer[u] for u in info.peer_urls if u in by_peer), "")
 
         async def read() -> tuple[set[str], set[str], set[int]]:
             endpoints = self.endpoints()
-            async with ConsensusClient(endpoints, timeout=3.0) as client:
+            async with ConsensusClient(endpoints, timeout=3.0, tls=self.client_tls()) as client:
                 members = await client.member_list()
                 leaders = set()
                 for endpoint in endpoints:

@@ -98,10 +98,12 @@ def federations(root: Path) -> Iterator[list[CliFederation]]:
         federation.cli("local", "down", federation.name, "--purge", check=False)
 
 
-def read_back(endpoints: list[str], keys: dict[str, str]) -> list[str]:
+def read_back(federation: CliFederation, keys: dict[str, str]) -> list[str]:
+    endpoints, tls = federation.endpoints(), federation.client_tls()
+
     async def read() -> list[str]:
         missing = []
-        async with ConsensusClient(endpoints, timeout=5.0) as client:
+        async with ConsensusClient(endpoints, timeout=5.0, tls=tls) as client:
             for key, value in keys.items():
                 got = await client.get(key)
                 if got is None or got.text != value:
@@ -121,7 +123,7 @@ def test_backup_under_a_writer_restores_into_a_new_federation(
     federations.append(source)
     source.up(spec("src", backup={"destination": {"bucket": BUCKET, "prefix": "manual"}}), tmp_path)
 
-    with SequencedWriter(source.all_endpoints, prefix="/acked/") as writer:
+    with SequencedWriter(source.all_endpoints, prefix="/acked/", tls=source.client_tls()) as writer:
         wait_until(lambda: len(writer.acknowledged) >= 30, timeout=30, what="first writes")
         leader = source.status()["leader"]
         done = source.cli("local", "backup", "src", "-o", "json")
@@ -162,19 +164,19 @@ def test_backup_under_a_writer_restores_into_a_new_federation(
         k: v for k, v in writer.acknowledged.items() if writer.revisions[k] > result["revision"]
     }
     assert len(upto) >= 30
-    missing = read_back(target.endpoints(), upto)
+    missing = read_back(target, upto)
     assert missing == [], (
         f"acknowledged writes at or below the backup's revision lost: {missing[:10]}"
     )
     # Writes after the revision may or may not be in the snapshot (taken right after
     # the revision was read); reported, not judged.
-    present_after = len(after) - len(read_back(target.endpoints(), after))
+    present_after = len(after) - len(read_back(target, after))
     print(
         f"\nrestore: {len(upto)} acknowledged writes at or below revision {result['revision']} "
         f"all read back; {present_after} of {len(after)} later ones are in the snapshot too"
     )
     # The source is untouched by all this.
-    assert read_back(source.endpoints(), writer.acknowledged) == []
+    assert read_back(source, writer.acknowledged) == []
 
 
 def _refused(root: Path, tmp_path: Path, name: str, uri: str) -> tuple[CliFederation, str]:

@@ -25,6 +25,8 @@ SPEC = {
         "engine": "etcd",
         "version": "3.4.23",
         "clusters": [{"id": "a", "replicas": 1}, {"id": "b", "replicas": 1}],
+        # The explicit opt-out: plain text, and a status that warns about it.
+        "tls": {"enabled": False},
     },
 }
 
@@ -50,6 +52,9 @@ def test_endpoints_and_env_reach_the_voters(
     status = local_federation.status()
     voters = {m["name"] for m in status["members"] if m.get("role") == "voter"}
     assert voters == local_federation.desired_names()
+    # Without spec.tls the status says the store is open to every local process.
+    assert status["security"] == {"tls": False, "auth": False}
+    assert any(w.startswith("plain text:") for w in status["warnings"])
     facts = local_federation.dir.read_facts()
     expected = {f"http://127.0.0.1:{facts.ports[name].client}" for name in voters}
 

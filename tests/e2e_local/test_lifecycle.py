@@ -45,7 +45,7 @@ def assert_converged(federation: CliFederation) -> None:
 
 
 def run_under_writer(federation: CliFederation, operation: str, *cli: str) -> None:
-    with SequencedWriter(federation.all_endpoints) as writer:
+    with SequencedWriter(federation.all_endpoints, tls=federation.client_tls()) as writer:
         wait_until(lambda: len(writer.acknowledged) >= 5, timeout=30, what="first writes")
         federation.cli(*cli)
         count = len(writer.acknowledged)
@@ -122,7 +122,9 @@ def test_member_whose_data_is_lost_is_replaced(local_federation: CliFederation) 
     victim = sorted(local_federation.desired_names())[0]
     old_id = next(m.get("id") for m in local_federation.status()["members"] if m["name"] == victim)
     assert old_id, f"{victim} has no member id in status before the fault"
-    with SequencedWriter(local_federation.all_endpoints) as writer:
+    with SequencedWriter(
+        local_federation.all_endpoints, tls=local_federation.client_tls()
+    ) as writer:
         wait_until(lambda: len(writer.acknowledged) >= 5, timeout=30, what="first writes")
         shutil.rmtree(local_federation.dir.data_dir(victim))
 

@@ -76,10 +76,11 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliFederati
 
 def _survivor_status(federation: CliFederation) -> tuple[int, list[str]]:
     """The survivor's own store revision and the errors its status reports."""
-    url = f"http://127.0.0.1:{federation.dir.read_facts().ports[SURVIVOR].client}"
+    port = federation.dir.read_facts().ports[SURVIVOR].client
+    url = next(e for e in federation.all_endpoints() if e.endswith(f":{port}"))
 
     async def ask() -> tuple[int, list[str]]:
-        async with ConsensusClient([url], timeout=2.0) as client:
+        async with ConsensusClient([url], timeout=2.0, tls=federation.client_tls()) as client:
             status = await client.status(url)
             return status.revision, list(status.errors)
 
@@ -102,7 +103,8 @@ class LiveEndpoints:
         for name, ports in sorted(facts.ports.items()):
             process = self.federation.dir.read_process(name)
             if process is not None and processes.is_alive(process.record):
-                urls.append(f"http://127.0.0.1:{ports.client}")
+                scheme = "https" if self.federation.client_tls() is not None else "http"
+                urls.append(f"{scheme}://127.0.0.1:{ports.client}")
         self.last = urls or self.last
         return self.last
 
@@ -133,7 +135,7 @@ def _destroy(federation: CliFederation, *members: str) -> None:
 def test_a_recovery_is_refused_while_the_lost_members_were_seen_recently(
     federation: CliFederation,
 ) -> None:
-    writer = SequencedWriter(LiveEndpoints(federation))
+    writer = SequencedWriter(LiveEndpoints(federation), tls=federation.client_tls())
     writer.__enter__()
     LOSS.writer = writer
     wait_until(lambda: len(writer.acknowledged) >= 50, timeout=30, what="first writes")
@@ -265,7 +267,7 @@ def test_automatic_recovery_from_two_survivors_of_five(
     try:
         fed.cli("local", "recover", "auto", "--automatic")
         assert fed.dir.read_spec().spec.recovery.automatic
-        with SequencedWriter(LiveEndpoints(fed)) as writer:
+        with SequencedWriter(LiveEndpoints(fed), tls=fed.client_tls()) as writer:
             wait_until(lambda: len(writer.acknowledged) >= 30, timeout=30, what="first writes")
             _destroy(fed, "auto-b-0", "auto-b-1", "auto-c-0")
             before = dict(writer.revisions)

@@ -73,7 +73,7 @@ def reported(federation: CliFederation) -> tuple[dict[str, str], set[int]]:
 
     async def read() -> tuple[dict[str, str], set[int]]:
         endpoints = federation.all_endpoints()
-        async with ConsensusClient(endpoints, timeout=3.0) as client:
+        async with ConsensusClient(endpoints, timeout=3.0, tls=federation.client_tls()) as client:
             versions = {e: (await client.status(e)).version for e in endpoints}
             ids = {m.id for m in await client.member_list()}
         return versions, ids
@@ -145,13 +145,16 @@ def test_status_warns_when_a_members_database_nears_its_quota(
         batches, so dbSize lags the puts and is asked again after each few."""
         endpoint = one_off.all_endpoints()[0]
         size = 0
-        async with ConsensusClient(one_off.all_endpoints(), timeout=5.0) as client:
+        async with ConsensusClient(
+            one_off.all_endpoints(), timeout=5.0, tls=one_off.client_tls()
+        ) as client:
             for i in range(200):
                 await client.put(f"/fill/{i}".encode(), b"x" * 100_000)
                 if i % 5 == 4:
                     size = (await client.status(endpoint)).db_size
                     if size >= 0.8 * quota:
                         return size
+        return size
         return size
 
     assert asyncio.run(fill()) >= 0.8 * quota

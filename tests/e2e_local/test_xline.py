@@ -96,7 +96,9 @@ def test_a_rolling_update_is_held_back_with_the_engine_limit(
 def _kill_and_wait(local_federation: CliFederation, victim: str) -> None:
     process = local_federation.dir.read_process(victim)
     assert process is not None
-    with SequencedWriter(local_federation.all_endpoints) as writer:
+    with SequencedWriter(
+        local_federation.all_endpoints, tls=local_federation.client_tls()
+    ) as writer:
         wait_until(lambda: len(writer.acknowledged) >= 5, timeout=30, what="first writes")
         os.kill(process.record.pid, signal.SIGKILL)
         local_federation.wait_restarted(victim, process.record.pid)
@@ -138,7 +140,9 @@ def test_a_member_whose_task_panicked_is_restarted(local_federation: CliFederati
     leader = local_federation.status()["leader"]
     process = local_federation.dir.read_process(leader)
     assert process is not None
-    with SequencedWriter(local_federation.all_endpoints) as writer:
+    with SequencedWriter(
+        local_federation.all_endpoints, tls=local_federation.client_tls()
+    ) as writer:
         wait_until(lambda: len(writer.acknowledged) >= 5, timeout=30, what="first writes")
         with local_federation.dir.member_log(leader).open("a") as log:
             log.write(PANIC_LINE)
@@ -169,7 +173,9 @@ def test_a_member_that_lost_part_of_its_log_is_replaced(local_federation: CliFed
     leader = local_federation.status()["leader"]
     victim = sorted(n for n in local_federation.desired_names() if n != leader)[-1]
     old_id = next(m.get("id") for m in local_federation.status()["members"] if m["name"] == victim)
-    with SequencedWriter(local_federation.all_endpoints) as writer:
+    with SequencedWriter(
+        local_federation.all_endpoints, tls=local_federation.client_tls()
+    ) as writer:
         wait_until(lambda: len(writer.acknowledged) >= 5, timeout=30, what="first writes")
         with local_federation.dir.member_log(victim).open("a") as log:
             log.write(LOST_LOG_LINE)
@@ -195,7 +201,9 @@ def test_member_whose_data_is_lost_is_replaced(local_federation: CliFederation) 
     leader = local_federation.status()["leader"]
     victim = sorted(n for n in local_federation.desired_names() if n != leader)[0]
     old_id = next(m.get("id") for m in local_federation.status()["members"] if m["name"] == victim)
-    with SequencedWriter(local_federation.all_endpoints) as writer:
+    with SequencedWriter(
+        local_federation.all_endpoints, tls=local_federation.client_tls()
+    ) as writer:
         wait_until(lambda: len(writer.acknowledged) >= 5, timeout=30, what="first writes")
         shutil.rmtree(local_federation.dir.data_dir(victim))
 

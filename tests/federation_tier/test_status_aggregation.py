@@ -205,3 +205,32 @@ def test_the_federation_status_says_what_its_clusters_report(name: str) -> None:
         assert status.current_step is not None and status.current_step.reason == case.step_reason
     if case.warning is not None:
         assert case.warning in status.warnings
+
+
+def _secured(fingerprint: str | None, expires: str = "2027-01-01T00:00:00Z") -> ConsensusStatus:
+    return ConsensusStatus(
+        security={
+            "tls": fingerprint is not None,
+            "caFingerprint": fingerprint,
+            "certificatesExpire": expires if fingerprint else None,
+        }
+    )
+
+
+def test_clusters_that_trust_different_cas_are_named_with_the_fix() -> None:
+    from xlinefed.placement import federation_security, trust_warnings
+
+    one = {"a": _secured("ab" * 32), "b": _secured("ab" * 32, "2026-12-31T00:00:00Z")}
+    assert trust_warnings(one) == []
+    security = federation_security(one)
+    assert security is not None and security.tls and security.ca_fingerprint == "ab" * 32
+    assert security.certificates_expire == "2026-12-31T00:00:00Z"
+
+    split = {**one, "c": _secured("cd" * 32), "d": _secured(None), "e": None}
+    (warning,) = trust_warnings(split)
+    assert "a, b: CA sha256:abababab" in warning and "c: CA sha256:cdcdcdcd" in warning
+    assert "d: plain text" in warning and "the same ca.crt" in warning
+    security = federation_security(split)
+    assert security is not None and not security.tls and security.ca_fingerprint is None
+    # Clusters that have not reported (old operators, not yet placed) say nothing.
+    assert federation_security({"a": ConsensusStatus(), "b": None}) is None

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.support.linearizability import Operation, OpKind, OpStatus
-from xlinefed.consensus.client import ClientSettings, ConsensusClient
+from xlinefed.consensus.client import ClientSettings, ClientTLS, ConsensusClient
 
 
 class History:
@@ -82,7 +82,9 @@ class Workload:
         prefix: str,
         settings: WorkloadSettings | None = None,
         seed: int = 0,
+        tls: ClientTLS | None = None,
     ) -> None:
+        self._tls = tls
         self._endpoints = endpoints
         self.prefix = prefix
         self.settings = settings or WorkloadSettings()
@@ -127,7 +129,7 @@ class Workload:
         settings = ClientSettings(
             rpc_timeout=self.settings.rpc_timeout, retry_deadline=self.settings.op_deadline
         )
-        return ConsensusClient(self._endpoints(), settings=settings)
+        return ConsensusClient(self._endpoints(), settings=settings, tls=self._tls)
 
     def _run(self, body: Callable[..., object], *args: object) -> None:
         asyncio.run(body(*args))  # type: ignore[arg-type]
@@ -190,7 +192,7 @@ class Workload:
 
         async def read() -> None:
             settings = ClientSettings(rpc_timeout=3.0, retry_deadline=deadline)
-            async with ConsensusClient(endpoints, settings=settings) as client:
+            async with ConsensusClient(endpoints, settings=settings, tls=self._tls) as client:
                 for key in self.keys:
                     invoke = time.monotonic()
                     kv = await client.get(key)

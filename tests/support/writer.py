@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from xlinefed.consensus.client import ConsensusClient
+from xlinefed.consensus.client import ClientTLS, ConsensusClient
 
 
 @dataclass
@@ -26,9 +26,15 @@ class WriterReport:
 
 class SequencedWriter:
     def __init__(
-        self, endpoints: Callable[[], list[str]], prefix: str = "/writer/", interval: float = 0.02
+        self,
+        endpoints: Callable[[], list[str]],
+        prefix: str = "/writer/",
+        interval: float = 0.02,
+        *,
+        tls: ClientTLS | None = None,
     ) -> None:
         self._endpoints = endpoints
+        self._tls = tls
         self._prefix = prefix
         self._interval = interval
         self._stop = threading.Event()
@@ -67,7 +73,7 @@ class SequencedWriter:
                 if client is not None:
                     await client.close()
                 endpoints = current
-                client = ConsensusClient(endpoints, timeout=1.0)
+                client = ConsensusClient(endpoints, timeout=1.0, tls=self._tls)
             key = f"{self._prefix}{seq:08d}"
             value = f"v{seq}"
             try:
@@ -91,7 +97,7 @@ class SequencedWriter:
     def verify(self, endpoints: list[str]) -> WriterReport:
         async def read_back() -> list[str]:
             lost = []
-            async with ConsensusClient(endpoints, timeout=5.0) as client:
+            async with ConsensusClient(endpoints, timeout=5.0, tls=self._tls) as client:
                 for key, value in self.acknowledged.items():
                     got = await client.get(key)
                     if got is None or got.text != value:

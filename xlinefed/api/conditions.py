@@ -30,6 +30,8 @@ WAITING = "Waiting"
 ALL_HEALTHY = "AllHealthy"
 MEMBERS_UNHEALTHY = "MembersUnhealthy"
 INVALID_SPEC = "InvalidSpec"
+#: The Secrets spec.tls names cannot be used (Kubernetes); nothing is started or changed.
+CERTIFICATES_INVALID = "CertificatesInvalid"
 APPLY_FAILED = "ApplyFailed"
 
 #: Progressing reasons that are an activity, and the phase each shows as.
@@ -154,17 +156,22 @@ def phase_from(conditions: Sequence[Condition]) -> Phase:
 
 
 def invalid_spec(
-    previous: ConsensusStatus, problems: Sequence[str], now: str, generation: int | None
+    previous: ConsensusStatus,
+    problems: Sequence[str],
+    now: str,
+    generation: int | None,
+    *,
+    reason: str = INVALID_SPEC,
 ) -> ConsensusStatus:
-    """The status of an object whose spec was refused: what ran keeps running; the
-    status says why nothing more happens."""
+    """The status of an object whose spec (or what it names: `CERTIFICATES_INVALID`) was
+    refused: what ran keeps running; the status says why nothing more happens."""
     conditions = [c for c in previous.conditions if c.type is not ConditionType.DEGRADED]
     conditions.append(
         condition(
             previous,
             ConditionType.DEGRADED,
             True,
-            INVALID_SPEC,
+            reason,
             "; ".join(problems),
             now,
             generation,

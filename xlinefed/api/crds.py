@@ -26,12 +26,18 @@ from pydantic import BaseModel
 from xlinefed.api.engines import Engine, profile
 from xlinefed.api.models import (
     GROUP,
+    LABEL_KEY,
     VERSION,
     ConsensusStatus,
     XlineClusterSpec,
     XlineFederationSpec,
 )
-from xlinefed.api.validation import RESERVED_ENGINE_ARGS, TEMPLATE_PLACEHOLDERS
+from xlinefed.api.validation import (
+    RESERVED_ENGINE_ARGS,
+    RESERVED_POD_LABELS,
+    RESERVED_PREFIX,
+    TEMPLATE_PLACEHOLDERS,
+)
 
 __all__ = [
     "CRDS",
@@ -211,8 +217,40 @@ def _minor(expr: str) -> str:
     return f"int({expr}.replace('v', '').split('.')[1])"
 
 
+def _pod_template_rules(prefix: str) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """spec.podTemplate's keys (map keys, which a structural schema cannot pattern):
+    valid label keys, none of those xlinefed sets on member pods itself."""
+    reserved = _cel_list(sorted(RESERVED_POD_LABELS))
+    rules: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for part in ("labels", "annotations", "nodeSelector"):
+        where = f"{prefix}.podTemplate.{part}"
+        part_rules = [
+            _rule(
+                f"self.all(k, k.matches(r'{LABEL_KEY}'))",
+                f"{where}: a key is not a valid Kubernetes label key; use an optional "
+                "DNS-subdomain prefix and '/', then at most 63 letters, digits, '-', '_' "
+                "or '.' (e.g. 'example.com/team')",
+            )
+        ]
+        if part != "nodeSelector":
+            part_rules.append(
+                _rule(
+                    f"self.all(k, !k.startsWith('{RESERVED_PREFIX}') && !(k in {reserved}))",
+                    f"{where}: a key is set by xlinefed itself (its Services and operators "
+                    f"select member pods by it); remove it, or use a key outside "
+                    f"{RESERVED_PREFIX} and {sorted(RESERVED_POD_LABELS)}",
+                )
+            )
+        rules[("spec", "podTemplate", part)] = part_rules
+    return rules
+
+
 def _template_rules(prefix: str) -> dict[tuple[str, ...], list[dict[str, Any]]]:
     """Rules shared by both tiers, keyed by the path of the node they sit on."""
+    return {**_shared_rules(prefix), **_pod_template_rules(prefix)}
+
+
+def _shared_rules(prefix: str) -> dict[tuple[str, ...], list[dict[str, Any]]]:
     p = prefix
     return {
         ("spec", "clusters"): [
@@ -365,10 +403,21 @@ def _template_rules(prefix: str) -> dict[tuple[str, ...], list[dict[str, Any]]]:
         ],
         ("spec", "tls"): [
             _rule(
-                "(has(self.peerSecretRef) && self.peerSecretRef != '') || "
-                "(has(self.clientSecretRef) && self.clientSecretRef != '')",
-                f"{p}.tls: is set but names no secret; set peerSecretRef and/or "
-                f"clientSecretRef, or remove {p}.tls",
+                "!has(self.enabled) || self.enabled || "
+                "((!has(self.peerSecretRef) || self.peerSecretRef == '') && "
+                "(!has(self.clientSecretRef) || self.clientSecretRef == '') && "
+                "(!has(self.operatorSecretRef) || self.operatorSecretRef == ''))",
+                f"{p}.tls.enabled: is false but a secret is named; set enabled: true to use "
+                "the secrets, or remove them",
+            ),
+            _rule(
+                "(has(self.enabled) && !self.enabled) || "
+                "(has(self.peerSecretRef) && self.peerSecretRef != '')",
+                f"{p}.tls.peerSecretRef: is required on Kubernetes when TLS is on; name a "
+                "kubernetes.io/tls Secret with ca.crt present in every member cluster "
+                "(docs/security.md), or set enabled: false",
+                field_path=".peerSecretRef",
+                reason="FieldValueRequired",
             ),
         ],
     }

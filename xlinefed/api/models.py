@@ -130,8 +130,41 @@ class NetworkSpec(Model):
 
 
 class TLSSpec(Model):
-    peer_secret_ref: str | None = None
-    client_secret_ref: str | None = None
+    """Mutual TLS on every peer and client link."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Serve and dial only with certificates. Local mode issues them from a CA "
+        "of the federation's own; on Kubernetes they come from peerSecretRef/clientSecretRef. "
+        "false serves plain text (the status warns).",
+    )
+    peer_secret_ref: str | None = Field(
+        default=None,
+        description="Kubernetes: a Secret of type kubernetes.io/tls with ca.crt (what "
+        "cert-manager writes) in every member cluster's namespace, under this one name; "
+        "each cluster's certificate must cover its members' names (a wildcard "
+        "*.<cluster>.<federation>.<namespace>.svc.clusterset.local does). Members show it to "
+        "their peers, and to clients unless clientSecretRef is set. Required on Kubernetes "
+        "when TLS is on.",
+    )
+    client_secret_ref: str | None = Field(
+        default=None,
+        description="Kubernetes: the Secret (same shape) members serve their clients with; "
+        "default: peerSecretRef.",
+    )
+    operator_secret_ref: str | None = Field(
+        default=None,
+        description="Kubernetes: the Secret (same shape) with the client certificate the "
+        "operators dial members with; default: clientSecretRef, else peerSecretRef. Its "
+        "key and certificate are read through the API, never mounted.",
+    )
+    certificate_validity_days: int = Field(
+        default=90,
+        ge=1,
+        le=825,
+        description="Lifetime of the certificates xlinefed issues (local mode); each is "
+        "renewed after two thirds of it.",
+    )
 
 
 class UpdateStrategy(Model):
@@ -287,6 +320,157 @@ class BackupSource(Model):
     )
 
 
+# --------------------------------------------------------------------------------------
+# spec.podTemplate: what a user may adjust of the member pods (docs/pods.md). Kept in a
+# block of its own. Typed after the Kubernetes API's own fields, so the CRD schema checks
+# them at admission; only what xlinefed cannot know is offered (no containers, volumes
+# or security context: those are the operator's).
+
+#: A Kubernetes label or annotation key: an optional DNS-subdomain prefix and a name.
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+#: A resource quantity in its usual forms (`250m`, `1`, `0.5`, `512Mi`, `2G`).
+QUANTITY = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+MAX_TERMS = 16
+
+LabelKey = Annotated[str, Field(min_length=1, max_length=316, pattern=LABEL_KEY)]
+LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]
+Quantity = Annotated[str, Field(min_length=1, max_length=64, pattern=QUANTITY)]
+
+
+class LabelSelectorRequirement(Model):
+    key: LabelKey
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[LabelValue] = Field(default_factory=list, max_length=MAX_MAP_ENTRIES)
+
+
+class LabelSelector(Model):
+    match_labels: dict[str, LabelValue] = Field(default_factory=dict, max_length=MAX_MAP_ENTRIES)
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, max_length=MAX_TERMS
+    )
+
+
+class NodeSelectorRequirement(Model):
+    key: LabelKey
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+    values: list[LabelValue] = Field(default_factory=list, max_length=MAX_MAP_ENTRIES)
+
+
+class NodeSelectorTerm(Model):
+    match_expressions: list[NodeSelectorRequirement] = Field(
+        default_factory=list, max_length=MAX_TERMS
+    )
+    match_fields: list[NodeSelectorRequirement] = Field(default_factory=list, max_length=MAX_TERMS)
+
+
+class NodeSelector(Model):
+    node_selector_terms: list[NodeSelectorTerm] = Field(min_length=1, max_length=MAX_TERMS)
+
+
+class PreferredSchedulingTerm(Model):
+    weight: int = Field(ge=1, le=100)
+    preference: NodeSelectorTerm
+
+
+class NodeAffinity(Model):
+    required_during_scheduling_ignored_during_execution: NodeSelector | None = None
+    preferred_during_scheduling_ignored_during_execution: list[PreferredSchedulingTerm] = Field(
+        default_factory=list, max_length=MAX_TERMS
+    )
+
+
+class PodAffinityTerm(Model):
+    label_selector: LabelSelector | None = None
+    namespaces: list[Dns1123Label] = Field(default_factory=list, max_length=MAX_TERMS)
+    namespace_selector: LabelSelector | None = None
+    topology_key: LabelKey
+
+
+class WeightedPodAffinityTerm(Model):
+    weight: int = Field(ge=1, le=100)
+    pod_affinity_term: PodAffinityTerm
+
+
+class PodAffinity(Model):
+    required_during_scheduling_ignored_during_execution: list[PodAffinityTerm] = Field(
+        default_factory=list, max_length=MAX_TERMS
+    )
+    preferred_during_scheduling_ignored_during_execution: list[WeightedPodAffinityTerm] = Field(
+        default_factory=list, max_length=MAX_TERMS
+    )
+
+
+class Affinity(Model):
+    """Each part given replaces the operator's default for it (only podAntiAffinity has
+    one: members of a federation preferably on different nodes)."""
+
+    node_affinity: NodeAffinity | None = None
+    pod_affinity: PodAffinity | None = None
+    pod_anti_affinity: PodAffinity | None = None
+
+
+class Toleration(Model):
+    key: LabelKey | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: LabelValue | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = Field(default=None, ge=0)
+
+
+class Resources(Model):
+    """The engine container's requests and limits; given, they replace the defaults
+    (requests 250m CPU and 512Mi, limit 2Gi memory) as a whole."""
+
+    requests: dict[str, Quantity] = Field(default_factory=dict, max_length=16)
+    limits: dict[str, Quantity] = Field(default_factory=dict, max_length=16)
+
+
+class PodTemplate(Model):
+    """Overrides for the member pods. Labels and annotations reach running pods in place;
+    the rest needs new pods, made by the rolling restart one member at a time."""
+
+    labels: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        max_length=MAX_MAP_ENTRIES,
+        description="Added to the member pods' labels (patched in place, no restart).",
+    )
+    annotations: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict,
+        max_length=MAX_MAP_ENTRIES,
+        description="Added to the member pods' annotations (patched in place, no restart).",
+    )
+    node_selector: dict[str, LabelValue] = Field(default_factory=dict, max_length=MAX_MAP_ENTRIES)
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=MAX_TERMS)
+    affinity: Affinity | None = None
+    resources: Resources | None = None
+    priority_class_name: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN
+    )
+
+    #: The fields a running pod cannot take: a change of one means new pods.
+    RESTART_FIELDS: ClassVar[tuple[str, ...]] = (
+        "node_selector",
+        "tolerations",
+        "affinity",
+        "resources",
+        "priority_class_name",
+    )
+
+    def restart_part(self) -> dict[str, Any]:
+        """The fields that need new pods, as on the wire, left out when unset."""
+        wire = self.to_wire()
+        return {
+            alias: wire[alias]
+            for alias in (to_camel(name) for name in self.RESTART_FIELDS)
+            if wire.get(alias) not in (None, {}, [])
+        }
+
+
 class ConsensusTemplate(Model):
     """What every member runs: shared by both tiers."""
 
@@ -323,6 +507,12 @@ class ConsensusTemplate(Model):
     recovery: RecoverySpec | None = Field(
         default=None,
         description="Quorum-loss recovery from one surviving member (docs/recovery.md).",
+    )
+    # spec.podTemplate (issue 13 item 4): kept last, in a block of its own.
+    pod_template: PodTemplate = Field(
+        default_factory=PodTemplate,
+        description="Member pod overrides: labels, annotations, nodeSelector, tolerations, "
+        "affinity, resources, priorityClassName (docs/pods.md).",
     )
 
 
@@ -455,6 +645,24 @@ class ConsensusStatus(Model):
     recovery: RecoveryStatus | None = None
     #: Backups: the last success and failure, and the next run.
     backup: BackupStatus | None = None
+    #: What protects the links (Kubernetes: the certificates the Secrets hold).
+    security: SecurityStatus | None = None
+
+
+class SecurityStatus(Model):
+    """TLS and auth as this tier last checked them."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+    tls: bool = False
+    auth: bool = False
+    #: sha256 of the CA bundle members trust, so the federation tier can tell whether
+    #: every cluster trusts the same one.
+    ca_fingerprint: str | None = None
+    #: RFC 3339: when the first of the certificates in use expires.
+    certificates_expire: str | None = None
 
 
 class BackupStatus(Model):

@@ -10,12 +10,14 @@ import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from cronsim import CronSim, CronSimError
 
-from xlinefed.api.engines import profile
+from xlinefed.api.engines import Engine, profile
 from xlinefed.api.models import (
     DNS1123_LABEL,
+    LABEL_KEY,
     ConsensusTemplate,
     MemberClusterSpec,
     XlineClusterSpec,
@@ -44,6 +46,12 @@ RESERVED_ENGINE_ARGS = frozenset(
         "force-new-cluster",
     }
 )
+
+
+def _tls_engine_args(engine: Engine) -> frozenset[str]:
+    data = profile(engine)
+    flags = [f for f, _, _ in data.tls_file_flags] + [*data.tls_args, *data.plain_health_args]
+    return frozenset(f.lstrip("-").split("=", 1)[0] for f in flags)
 
 
 @dataclass(frozen=True)
@@ -209,13 +217,25 @@ def topology_problems(
                     "remove it; use spec.network or spec.storage instead",
                 )
             )
+        elif arg in _tls_engine_args(spec.engine):
+            problems.append(
+                Problem(
+                    field,
+                    "is set by xlinefed from spec.tls",
+                    "remove it; name the certificates in spec.tls instead",
+                )
+            )
     problems.extend(template_problems(spec))
-    if spec.tls is not None and not (spec.tls.peer_secret_ref or spec.tls.client_secret_ref):
+    if (
+        spec.tls is not None
+        and not spec.tls.enabled
+        and (spec.tls.peer_secret_ref or spec.tls.client_secret_ref or spec.tls.operator_secret_ref)
+    ):
         problems.append(
             Problem(
-                "spec.tls",
-                "is set but names no secret",
-                "set peerSecretRef and/or clientSecretRef, or remove spec.tls",
+                "spec.tls.enabled",
+                "is false but a secret is named (peer/client/operatorSecretRef)",
+                "set enabled: true to use the secrets, or remove them",
             )
         )
     return problems
@@ -326,8 +346,95 @@ def recovery_problems(spec: ConsensusTemplate) -> list[Problem]:
     return []
 
 
+# --- spec.podTemplate (docs/pods.md)
+
+#: Label keys xlinefed sets on member pods itself; a Service selects by some of them.
+RESERVED_POD_LABELS = frozenset({"app.kubernetes.io/name", "app.kubernetes.io/managed-by"})
+RESERVED_PREFIX = "xlinefed.io/"
+_SUFFIXES = {
+    "": 1,
+    "m": Decimal("0.001"),
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
+
+
+def quantity(value: str) -> Decimal:
+    """A resource quantity's value (`250m` → 0.25, `2Gi` → 2147483648)."""
+    match = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", value)
+    if match is None or match.group(2) not in _SUFFIXES:
+        raise ValueError(f"not a quantity: {value!r}")
+    return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
+
+
+def _key_problem(field: str, key: str) -> Problem | None:
+    name = key.rpartition("/")[2]
+    if re.fullmatch(LABEL_KEY, key) is None or len(name) > 63:
+        return Problem(
+            field,
+            f"key {key!r} is not a valid Kubernetes label key",
+            "use an optional DNS-subdomain prefix and '/', then at most 63 letters, digits, "
+            "'-', '_' or '.' (e.g. 'example.com/team')",
+        )
+    return None
+
+
+def pod_template_problems(spec: ConsensusTemplate) -> list[Problem]:
+    template = spec.pod_template
+    problems: list[Problem] = []
+    for part in ("labels", "annotations", "nodeSelector"):
+        mapping = getattr(template, _snake(part))
+        for key in mapping:
+            field = f"spec.podTemplate.{part}"
+            if problem := _key_problem(field, key):
+                problems.append(problem)
+            elif part != "nodeSelector" and (
+                key.startswith(RESERVED_PREFIX) or key in RESERVED_POD_LABELS
+            ):
+                problems.append(
+                    Problem(
+                        field,
+                        f"{key!r} is set by xlinefed itself (its Services and operators "
+                        "select member pods by it)",
+                        f"remove it, or use a key outside {RESERVED_PREFIX} and "
+                        f"{sorted(RESERVED_POD_LABELS)}",
+                    )
+                )
+    resources = template.resources
+    if resources is not None:
+        for part in ("requests", "limits"):
+            for key in getattr(resources, part):
+                if problem := _key_problem(f"spec.podTemplate.resources.{part}", key):
+                    problems.append(problem)
+        for name, limit in resources.limits.items():
+            request = resources.requests.get(name)
+            if request is not None and quantity(request) > quantity(limit):
+                problems.append(
+                    Problem(
+                        f"spec.podTemplate.resources.requests.{name}",
+                        f"{request} is above its limit {limit}",
+                        f"lower the request or raise spec.podTemplate.resources.limits.{name}",
+                    )
+                )
+    return problems
+
+
 def federation_problems(name: str, namespace: str, spec: XlineFederationSpec) -> list[Problem]:
-    return topology_problems(name, namespace, spec, spec.clusters) + backup_problems(spec)
+    return (
+        topology_problems(name, namespace, spec, spec.clusters)
+        + backup_problems(spec)
+        + pod_template_problems(spec)
+    )
 
 
 def cluster_problems(namespace: str, spec: XlineClusterSpec) -> list[Problem]:
@@ -354,7 +461,25 @@ def cluster_problems(namespace: str, spec: XlineClusterSpec) -> list[Problem]:
         problems
         + topology_problems(spec.federation, namespace, spec, spec.clusters)
         + backup_problems(spec)
+        + pod_template_problems(spec)
+        + kubernetes_tls_problems(spec)
     )
+
+
+def kubernetes_tls_problems(spec: ConsensusTemplate) -> list[Problem]:
+    """On Kubernetes certificates come only from Secrets: TLS on without one named would
+    leave the members nothing to serve (local mode issues its own, so it has no such rule)."""
+    if spec.tls is None or not spec.tls.enabled or spec.tls.peer_secret_ref:
+        return []
+    return [
+        Problem(
+            "spec.tls.peerSecretRef",
+            "is required on Kubernetes when TLS is on",
+            "name a kubernetes.io/tls Secret with ca.crt present in every member cluster "
+            "(a cert-manager Certificate writes one; docs/security.md), or set "
+            "spec.tls.enabled: false",
+        )
+    ]
 
 
 def warnings_for(clusters: Sequence[MemberClusterSpec]) -> list[str]:
@@ -415,6 +540,13 @@ def _snake(name: str) -> str:
     return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in name)
 
 
+def _tls_on(spec: ConsensusTemplate) -> bool:
+    # An omitted spec.tls is the engine's default (on for etcd).
+    if spec.tls is None:
+        return profile(spec.engine).tls_by_default
+    return spec.tls.enabled
+
+
 def change_problems(
     old: ConsensusTemplate, new: ConsensusTemplate, *, formed: bool = True
 ) -> list[Problem]:
@@ -440,6 +572,15 @@ def change_problems(
                 "cannot change once the federation has formed (it is only read when the "
                 "first members start)",
                 "keep the current value; restore into a new federation instead",
+            )
+        )
+    if formed and _tls_on(old) != _tls_on(new):
+        problems.append(
+            Problem(
+                "spec.tls.enabled",
+                "cannot change once the federation has formed (the member list stores "
+                "every peer URL with its scheme)",
+                "keep the current setting; restore a backup into a new federation to change it",
             )
         )
     if old.engine != new.engine:

@@ -24,7 +24,7 @@ from xlinefed.api.engines import Engine
 from xlinefed.api.models import BackupDestination, BackupRetention
 from xlinefed.backups import policy
 from xlinefed.backups.store import ObjectStore, StoreError
-from xlinefed.consensus.client import ConsensusClient, EndpointStatus
+from xlinefed.consensus.client import ClientTLS, ConsensusClient, EndpointStatus
 from xlinefed.consensus.errors import ConsensusError
 from xlinefed.logs import get_logger
 
@@ -134,6 +134,7 @@ async def take_backup(
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_progress: Callable[[int, int | None], None] = lambda _sent, _total: None,
+    tls: ClientTLS | None = None,
 ) -> BackupResult:
     """Take one backup of the federation to `target`. Raises BackupError or StoreError;
     on either, nothing under the target changed."""
@@ -146,7 +147,7 @@ async def take_backup(
     started = now()
     clock = time.monotonic()
     store = target.store()
-    async with ConsensusClient([m.client_url for m in members]) as client:
+    async with ConsensusClient([m.client_url for m in members], tls=tls) as client:
         candidates = await _observe(client, members)
         source = policy.choose_source(candidates)
         if source is None:

@@ -14,6 +14,7 @@ public method that changes or reads the cluster takes `deadline` (seconds from n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -290,23 +291,30 @@ def _prefix_end(prefix: bytes) -> bytes:
     return b"\0"
 
 
-def _check_endpoints(endpoints: Sequence[str]) -> None:
+def _check_endpoints(endpoints: Sequence[str], tls: ClientTLS | None) -> None:
     if not endpoints:
         raise ValueError("ConsensusClient needs at least one endpoint")
     secure = [e for e in endpoints if e.startswith("https://")]
-    if secure:
+    plain = [e for e in endpoints if e.startswith("http://")]
+    if secure and tls is None:
         raise ValueError(
-            f"TLS endpoints are not supported by ConsensusClient yet: {secure}; "
-            "use plain http:// client URLs"
+            f"{secure[0]} is a TLS endpoint but the client has no certificates; give the "
+            "client (or its ChannelPool) tls=ClientTLS(ca, cert, key)"
+        )
+    if plain and tls is not None:
+        raise ValueError(
+            f"{plain[0]} is a plain-text endpoint but the client speaks TLS; use the "
+            "member's https:// URL"
         )
 
 
 def _target(endpoint: str) -> str:
-    """A gRPC target from an etcd-style endpoint (`http://host:port` or `host:port`)."""
+    """A gRPC target from an etcd-style endpoint (`http(s)://host:port` or `host:port`)."""
     if endpoint.startswith("unix:"):
         return endpoint
-    if endpoint.startswith("http://"):
-        return endpoint[len("http://") :].rstrip("/")
+    for scheme in ("http://", "https://"):
+        if endpoint.startswith(scheme):
+            return endpoint[len(scheme) :].rstrip("/")
     return endpoint.rstrip("/")
 
 
@@ -382,23 +390,37 @@ class _Stubs:
         self.lease = rpc_pb2_grpc.LeaseStub(channel)
         self.cluster = rpc_pb2_grpc.ClusterStub(channel)
         self.maintenance = rpc_pb2_grpc.MaintenanceStub(channel)
+        self.auth = rpc_pb2_grpc.AuthStub(channel)
 
 
-def _open_channel(endpoint: str) -> _Stubs:
-    return _Stubs(
-        grpc.aio.insecure_channel(
-            _target(endpoint),
-            options=[
-                ("grpc.initial_reconnect_backoff_ms", 100),
-                ("grpc.min_reconnect_backoff_ms", 100),
-                ("grpc.max_reconnect_backoff_ms", 1000),
-                # gRPC shares connections between channels to one address by default, so a
-                # fresh channel to a member that just came back would inherit the old
-                # connection's reconnect backoff and fail at once.
-                ("grpc.use_local_subchannel_pool", 1),
-            ],
-        )
+@dataclass(frozen=True)
+class ClientTLS:
+    """What a client trusts and presents: the CA bundle, its certificate and key (PEM).
+    Members demand a client certificate (etcd `--client-cert-auth`), so all three."""
+
+    ca: bytes
+    cert: bytes
+    key: bytes = field(repr=False)
+
+
+_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    # gRPC shares connections between channels to one address by default, so a fresh
+    # channel to a member that just came back would inherit the old connection's
+    # reconnect backoff and fail at once.
+    ("grpc.use_local_subchannel_pool", 1),
+]
+
+
+def _open_channel(endpoint: str, tls: ClientTLS | None) -> _Stubs:
+    if tls is None:
+        return _Stubs(grpc.aio.insecure_channel(_target(endpoint), options=_CHANNEL_OPTIONS))
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
     )
+    return _Stubs(grpc.aio.secure_channel(_target(endpoint), credentials, options=_CHANNEL_OPTIONS))
 
 
 class ChannelPool:
@@ -410,13 +432,25 @@ class ChannelPool:
     member that restarts is reached with a fresh connection, not after a reconnect backoff.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ClientTLS | None = None) -> None:
         self._stubs: dict[str, _Stubs] = {}
+        self._tls = tls
+
+    @property
+    def tls(self) -> ClientTLS | None:
+        return self._tls
+
+    async def use_tls(self, tls: ClientTLS | None) -> None:
+        """Speak with these certificates from now on (they were renewed): channels opened
+        with the old ones are closed, so the next call dials with the new ones."""
+        if tls != self._tls:
+            self._tls = tls
+            await self.close()
 
     def stubs(self, endpoint: str) -> _Stubs:
         found = self._stubs.get(endpoint)
         if found is None:
-            found = self._stubs[endpoint] = _open_channel(endpoint)
+            found = self._stubs[endpoint] = _open_channel(endpoint, self._tls)
         return found
 
     async def discard(self, endpoint: str) -> None:
@@ -442,19 +476,23 @@ class ConsensusClient:
         timeout: float | None = None,
         settings: ClientSettings | None = None,
         pool: ChannelPool | None = None,
+        tls: ClientTLS | None = None,
     ) -> None:
         """`pool`: take channels from it and leave them open on close (its owner closes
-        them); without one, the client opens its own and closes them."""
-        _check_endpoints(endpoints)
+        them); without one, the client opens its own and closes them. `tls`: the
+        certificates of a client without a pool (a pool carries its own)."""
+        if pool is not None and tls is not None:
+            raise ValueError("give the certificates to the ChannelPool, not to the client")
+        # Without a pool of the caller's, the client has its own and closes it.
+        self._pool = pool or ChannelPool(tls)
+        self._shared = pool is not None
+        _check_endpoints(endpoints, self._pool.tls)
         settings = settings or ClientSettings()
         if timeout is not None:
             settings = replace(settings, rpc_timeout=timeout)
         self.settings = settings
         self._endpoints: list[str] = list(dict.fromkeys(endpoints))
         self._preferred = 0
-        # Without a pool of the caller's, the client has its own and closes it.
-        self._pool = pool or ChannelPool()
-        self._shared = pool is not None
 
     # ---- lifecycle
 
@@ -483,7 +521,7 @@ class ConsensusClient:
 
     def set_endpoints(self, endpoints: Sequence[str]) -> None:
         """Replace the endpoint list (after members were added or removed)."""
-        _check_endpoints(endpoints)
+        _check_endpoints(endpoints, self._pool.tls)
         self._endpoints = list(dict.fromkeys(endpoints))
         self._preferred = 0
 
@@ -703,6 +741,47 @@ class ConsensusClient:
         return await retrying(budget, attempt, what=what, backoff=self.settings.backoff)
 
     # ---- maintenance
+
+    # ---- auth (idempotent: what exists already counts as done)
+
+    async def _auth(self, what: str, call: Callable[[_Stubs, float], Awaitable[object]]) -> None:
+        with contextlib.suppress(errors.AlreadyExists):
+            await self._retry(call, what=what, deadline=None)
+
+    async def user_add(self, name: str, password: str | None) -> None:
+        """A user; with no password it can only authenticate by a client certificate."""
+        request = rpc_pb2.AuthUserAddRequest(
+            name=name,
+            password=password or "",
+            options=rpc_pb2.UserAddOptions(no_password=password is None),
+        )
+        await self._auth(f"user add {name}", lambda s, t: s.auth.UserAdd(request, timeout=t))
+
+    async def role_add(self, name: str) -> None:
+        request = rpc_pb2.AuthRoleAddRequest(name=name)
+        await self._auth(f"role add {name}", lambda s, t: s.auth.RoleAdd(request, timeout=t))
+
+    async def role_grant_range(self, role: str, key: Bytes, range_end: Bytes) -> None:
+        """Read and write on [key, range_end) (range_end b"\\0": every key from key on)."""
+        request = rpc_pb2.AuthRoleGrantPermissionRequest(
+            name=role,
+            perm=rpc_pb2.Permission(
+                permType=rpc_pb2.Permission.READWRITE, key=_b(key), range_end=_b(range_end)
+            ),
+        )
+        await self._auth(
+            f"grant {role}", lambda s, t: s.auth.RoleGrantPermission(request, timeout=t)
+        )
+
+    async def user_grant_role(self, user: str, role: str) -> None:
+        request = rpc_pb2.AuthUserGrantRoleRequest(user=user, role=role)
+        await self._auth(
+            f"grant {role} to {user}", lambda s, t: s.auth.UserGrantRole(request, timeout=t)
+        )
+
+    async def auth_enable(self) -> None:
+        request = rpc_pb2.AuthEnableRequest()
+        await self._auth("auth enable", lambda s, t: s.auth.AuthEnable(request, timeout=t))
 
     async def status(self, endpoint: str, *, timeout: float | None = None) -> EndpointStatus:
         """The status of the member behind `endpoint` (one attempt, no failover)."""

@@ -103,6 +103,14 @@ class LockTimeout(ConsensusError):
     """The lock could not be acquired before the deadline."""
 
 
+class AlreadyExists(ConsensusError):
+    """The user or role to add exists already."""
+
+
+class PermissionDenied(ConsensusError):
+    """The authenticated user may not do this (auth is on and its roles do not allow it)."""
+
+
 class RequestRejected(ConsensusError):
     """Any other refusal by the server."""
 
@@ -184,9 +192,23 @@ _KNOWN: tuple[tuple[str, type[ConsensusError], str], ...] = (
         Unavailable,
         "this endpoint is a learner and cannot serve the request; use a voter's endpoint",
     ),
+    ("user name already exists", AlreadyExists, "the user exists; nothing to add"),
+    ("role name already exists", AlreadyExists, "the role exists; nothing to add"),
+    (
+        "permission denied",
+        PermissionDenied,
+        "the client's user (its certificate's CN) has no role allowing this; keys under "
+        "/xlinefed/ belong to the operator",
+    ),
     ("server stopped", Unavailable, "the member is shutting down; use another endpoint"),
     ("not capable", Unavailable, "the cluster version does not support this yet; retry"),
 )
+
+
+#: How gRPC reports a call whose HTTP/2 stream the server dropped. etcd with TLS serves
+#: gRPC through its HTTP server, whose shutdown cuts the calls in flight so (seen in
+#: bench/rolling_update.py --tls-overhead); in plain text the same stop shows UNAVAILABLE.
+_CUT_STREAM = ("stream removed", "no status received")
 
 
 def translate(error: grpc.RpcError, *, endpoint: str, what: str) -> ConsensusError:
@@ -203,14 +225,23 @@ def translate(error: grpc.RpcError, *, endpoint: str, what: str) -> ConsensusErr
                 f"{what} at {endpoint}: {detail}: {advice}", detail=detail, endpoint=endpoint
             )
     # A peer that accepts the connection and then says nothing (stopped, starved) shows
-    # as a deadline, or as UNAVAILABLE "connection attempt timed out before receiving
-    # SETTINGS frame"; a refused connection is a fact, silence is not.
+    # as a deadline, as UNAVAILABLE "connection attempt timed out before receiving
+    # SETTINGS frame", or with TLS as UNAVAILABLE "Handshake read failed" (its
+    # ServerHello never came); a refused connection is a fact, silence is not.
     if code == grpc.StatusCode.DEADLINE_EXCEEDED or (
-        code == grpc.StatusCode.UNAVAILABLE and "timed out" in lowered
+        code == grpc.StatusCode.UNAVAILABLE
+        and ("timed out" in lowered or "handshake read failed" in lowered)
     ):
         return NoAnswer(
             f"{what}: endpoint {endpoint} gave no answer before the deadline ({detail}); "
             "it may be down or only slow",
+            detail=detail,
+            endpoint=endpoint,
+        )
+    if code == grpc.StatusCode.UNKNOWN and any(cut in lowered for cut in _CUT_STREAM):
+        return Unavailable(
+            f"{what}: the call to {endpoint} was cut ({detail}), as a member that stops "
+            "does; the request may have applied, so a retry must allow for that",
             detail=detail,
             endpoint=endpoint,
         )

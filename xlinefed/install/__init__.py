@@ -12,6 +12,10 @@ The modules: `names` (names, ports, default image), `rbac` (each operator's rule
 Lua and the CRD propagation policy), `tiers` (each tier's objects in apply order) and
 `files` (the text of every generated file).
 
+Everything is named as the Helm release `release` (default `xlinefed`, the README's)
+names it: `<release>-member-operator`, `<release>-federation-operator`; the charts' default
+objects are these (tests/deploy/test_helm.py), less the Namespace (`helm --create-namespace`).
+
 Where each file goes:
 
 - `deploy/member/operator.yaml` — every member cluster: the XlineCluster CRD, the member
@@ -24,17 +28,23 @@ Where each file goes:
   Customization for XlineCluster and a ClusterPropagationPolicy that puts the XlineCluster
   CRD in every member cluster.
 - `deploy/federation/operator.yaml` — the cluster that runs the federation operator (the
-  Karmada host cluster, say): its Deployment, reaching Karmada through a kubeconfig Secret.
+  Karmada host cluster, say): its Deployment, reaching Karmada through a kubeconfig Secret,
+  and its metrics Service.
+- `deploy/charts/xlinefed-crds/files/` — the CRDs again, for the CRD chart (upgradable).
 """
 
+from xlinefed.install.files import to_yaml
 from xlinefed.install.karmada import INTERPRETER_LUA, interpreter_customization
 from xlinefed.install.names import (
     DEFAULT_IMAGE,
     DEFAULT_NAMESPACE,
+    DEFAULT_RELEASE,
     FEDERATION_OPERATOR,
     KUBECONFIG_SECRET,
     MEMBER_OPERATOR,
     METRICS_PORT,
+    federation_operator_name,
+    member_operator_name,
 )
 from xlinefed.install.rbac import federation_rules, member_rules
 from xlinefed.install.tiers import (
@@ -47,6 +57,7 @@ from xlinefed.install.tiers import (
 __all__ = [
     "DEFAULT_IMAGE",
     "DEFAULT_NAMESPACE",
+    "DEFAULT_RELEASE",
     "FEDERATION_OPERATOR",
     "INTERPRETER_LUA",
     "KUBECONFIG_SECRET",
@@ -55,8 +66,11 @@ __all__ = [
     "federation_karmada_manifests",
     "federation_manifests",
     "federation_operator_manifests",
+    "federation_operator_name",
     "federation_rules",
     "interpreter_customization",
     "member_manifests",
+    "member_operator_name",
     "member_rules",
+    "to_yaml",
 ]

@@ -1,5 +1,6 @@
 """Every generated install file as text: the committed YAML under deploy/ (CRDs, both
-tiers' manifests, the charts' CRD copies and the parts the charts include)."""
+tiers' manifests, the charts' CRD copies — the operator charts' crds/ and the CRD chart's
+files/ — and the parts the charts include)."""
 
 from __future__ import annotations
 
@@ -78,12 +79,8 @@ def rendered_files() -> dict[str, str]:
     )
     files["charts/xlinefed-federation/files/rbac-rules.yaml"] = _chart_part(federation_rules())
     files["charts/xlinefed-member/files/rbac-rules.yaml"] = _chart_part(member_rules())
-    files["charts/xlinefed-federation/files/pod-fields.yaml"] = _chart_part(
-        chart_pod_fields(metrics=False)
-    )
-    files["charts/xlinefed-member/files/pod-fields.yaml"] = _chart_part(
-        chart_pod_fields(metrics=True)
-    )
+    files["charts/xlinefed-federation/files/pod-fields.yaml"] = _chart_part(chart_pod_fields())
+    files["charts/xlinefed-member/files/pod-fields.yaml"] = _chart_part(chart_pod_fields())
     crd_texts = crds.rendered_files()
     for filename, text in crd_texts.items():
         files[f"crds/{filename}"] = text
@@ -92,4 +89,7 @@ def rendered_files() -> dict[str, str]:
     files[f"charts/xlinefed-member/crds/{cluster_file}"] = crd_texts[cluster_file]
     for filename, text in crd_texts.items():
         files[f"charts/xlinefed-federation/crds/{filename}"] = text
+        # The CRD chart holds them as files its templates read, so that `helm upgrade`
+        # upgrades them (crds/ is installed once and never touched again).
+        files[f"charts/xlinefed-crds/files/{filename}"] = text
     return files

@@ -67,12 +67,15 @@ INTERPRETER_LUA: dict[str, str] = {
 }
 
 
-def interpreter_customization() -> Doc:
-    """How Karmada reads an XlineCluster: the member's status comes back unchanged."""
+def interpreter_customization(component: str = FEDERATION_OPERATOR) -> Doc:
+    """How Karmada reads an XlineCluster: the member's status comes back unchanged.
+
+    Its name is fixed whatever the release: Karmada allows one customization per kind and
+    operation, and the federation operator ensures this one at startup."""
     return {
         "apiVersion": "config.karmada.io/v1alpha1",
         "kind": "ResourceInterpreterCustomization",
-        "metadata": meta("xlinefed-xlinecluster", FEDERATION_OPERATOR),
+        "metadata": meta("xlinefed-xlinecluster", component),
         "spec": {
             "target": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "XlineCluster"},
             "customizations": {
@@ -82,8 +85,9 @@ def interpreter_customization() -> Doc:
     }
 
 
-def crd_propagation_policy() -> Doc:
-    """The XlineCluster CRD in every member cluster (the only kind members need).
+def crd_propagation_policy(component: str = FEDERATION_OPERATOR) -> Doc:
+    """The XlineCluster CRD in every member cluster (the only kind members need). One per
+    Karmada whatever the release (its name is fixed), as the CRD is.
 
     `Overwrite` adopts a CRD the member tier installed first (same generator, same
     content); `preserveResourcesOnDeletion` keeps it in the members if it is deleted on
@@ -92,7 +96,7 @@ def crd_propagation_policy() -> Doc:
     return {
         "apiVersion": "policy.karmada.io/v1alpha1",
         "kind": "ClusterPropagationPolicy",
-        "metadata": meta("xlinefed-crds", FEDERATION_OPERATOR),
+        "metadata": meta("xlinefed-crds", component),
         "spec": {
             "resourceSelectors": [
                 {

@@ -7,21 +7,23 @@ from xlinefed.install.karmada import crd_propagation_policy, interpreter_customi
 from xlinefed.install.names import (
     DEFAULT_IMAGE,
     DEFAULT_NAMESPACE,
-    FEDERATION_OPERATOR,
+    DEFAULT_RELEASE,
     KUBECONFIG_DIR,
     KUBECONFIG_SECRET,
-    MEMBER_OPERATOR,
     METRICS_PORT,
     Doc,
+    federation_operator_name,
+    member_operator_name,
+    scoped,
 )
 from xlinefed.install.rbac import federation_rules, member_rules
 from xlinefed.install.workloads import (
     crd_copy,
     deployment,
     meta,
+    metrics_service,
     namespace_object,
     rbac_objects,
-    selector,
 )
 
 
@@ -29,14 +31,16 @@ def member_manifests(
     cluster_id: str | None,
     namespace: str = DEFAULT_NAMESPACE,
     image: str = DEFAULT_IMAGE,
+    release: str = DEFAULT_RELEASE,
 ) -> list[Doc]:
-    """Everything one member cluster needs, in apply order.
+    """Everything one member cluster needs, in apply order; named as the chart names
+    them for the Helm release `release` (`<release>-member-operator`).
 
     With `cluster_id` None the ConfigMap that names the cluster is left out (the committed
     `deploy/member/operator.yaml`); create it with
     `kubectl -n NS create configmap xlinefed-member-operator --from-literal=clusterId=ID`.
     """
-    name = MEMBER_OPERATOR
+    name = member_operator_name(release)
     docs: list[Doc] = [namespace_object(namespace, name), crd_copy("XlineCluster")]
     docs += rbac_objects(name, namespace, member_rules())
     if cluster_id is not None:
@@ -55,33 +59,20 @@ def member_manifests(
         },
         # Where the metrics server listens (the Service below needs more than loopback).
         {"name": "XLINEFED_METRICS_ADDRESS", "value": "0.0.0.0"},
+        # The Lease lives beside the operator (the federation operator's, on the Karmada
+        # API server, in the watched namespace or "default").
+        {
+            "name": "XLINEFED_LEASE_NAMESPACE",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        },
     ]
     args = [
         "member-operator",
         "--cluster-id=$(XLINEFED_CLUSTER_ID)",
         f"--metrics-port={METRICS_PORT}",
     ]
-    docs.append(
-        deployment(name, namespace, image, args=args, env=env, service_account=name, metrics=True)
-    )
-    docs.append(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": meta(f"{name}-metrics", name, namespace),
-            "spec": {
-                "selector": selector(name),
-                "ports": [
-                    {
-                        "name": "metrics",
-                        "port": METRICS_PORT,
-                        "targetPort": "metrics",
-                        "protocol": "TCP",
-                    }
-                ],
-            },
-        }
-    )
+    docs.append(deployment(name, namespace, image, args=args, env=env, service_account=name))
+    docs.append(metrics_service(name, namespace))
     return docs
 
 
@@ -89,9 +80,11 @@ def member_manifests(
 # Federation tier: the Karmada API server's objects
 
 
-def federation_karmada_manifests(namespace: str = DEFAULT_NAMESPACE) -> list[Doc]:
+def federation_karmada_manifests(
+    namespace: str = DEFAULT_NAMESPACE, release: str = DEFAULT_RELEASE
+) -> list[Doc]:
     """Apply to the Karmada API server, in this order."""
-    name = FEDERATION_OPERATOR
+    name = federation_operator_name(release)
     docs: list[Doc] = [
         namespace_object(namespace, name),
         crd_copy("XlineFederation"),
@@ -105,13 +98,13 @@ def federation_karmada_manifests(namespace: str = DEFAULT_NAMESPACE) -> list[Doc
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {
-                **meta(f"{name}-token", name, namespace),
+                **meta(scoped(name, "token"), name, namespace),
                 "annotations": {"kubernetes.io/service-account.name": name},
             },
             "type": "kubernetes.io/service-account-token",
         }
     )
-    docs += [interpreter_customization(), crd_propagation_policy()]
+    docs += [interpreter_customization(name), crd_propagation_policy(name)]
     return docs
 
 
@@ -119,40 +112,40 @@ def federation_operator_manifests(
     namespace: str = DEFAULT_NAMESPACE,
     image: str = DEFAULT_IMAGE,
     kubeconfig_secret: str = KUBECONFIG_SECRET,
+    release: str = DEFAULT_RELEASE,
 ) -> list[Doc]:
-    """Apply to the cluster that runs the operator (e.g. Karmada's host cluster).
+    """Apply to the cluster that runs the operator (e.g. Karmada's host cluster): its
+    Deployment and metrics Service.
 
     The operator talks only to Karmada, through the kubeconfig in `kubeconfig_secret`
     (key `kubeconfig`), so its pod gets no token for the cluster it runs in.
     """
-    name = FEDERATION_OPERATOR
-    # No readiness probe yet: the federation operator serves no metrics, and kopf's
-    # liveness endpoint is not switched on by `run_operator`.
+    name = federation_operator_name(release)
     operator = deployment(
         name,
         namespace,
         image,
-        args=["federation-operator"],
-        env=[{"name": "KUBECONFIG", "value": f"{KUBECONFIG_DIR}/kubeconfig"}],
+        args=["federation-operator", f"--metrics-port={METRICS_PORT}"],
+        env=[
+            {"name": "KUBECONFIG", "value": f"{KUBECONFIG_DIR}/kubeconfig"},
+            # The metrics Service needs more than loopback.
+            {"name": "XLINEFED_METRICS_ADDRESS", "value": "0.0.0.0"},
+        ],
         service_account=None,
-        metrics=False,
         volumes=[{"name": "karmada", "secret": {"secretName": kubeconfig_secret}}],
         mounts=[{"name": "karmada", "mountPath": KUBECONFIG_DIR, "readOnly": True}],
     )
-    return [namespace_object(namespace, name), operator]
+    return [namespace_object(namespace, name), operator, metrics_service(name, namespace)]
 
 
 def federation_manifests(
     namespace: str = DEFAULT_NAMESPACE,
     image: str = DEFAULT_IMAGE,
     kubeconfig_secret: str = KUBECONFIG_SECRET,
+    release: str = DEFAULT_RELEASE,
 ) -> list[Doc]:
     """Both parts: `federation_karmada_manifests` then `federation_operator_manifests`
     (the second Namespace is dropped; the two parts go to different API servers)."""
-    karmada = federation_karmada_manifests(namespace)
-    operator = federation_operator_manifests(namespace, image, kubeconfig_secret)
+    karmada = federation_karmada_manifests(namespace, release)
+    operator = federation_operator_manifests(namespace, image, kubeconfig_secret, release)
     return karmada + [d for d in operator if d["kind"] != "Namespace"]
-
-
-# --------------------------------------------------------------------------------------
-# YAML

@@ -7,7 +7,10 @@ import copy
 
 from xlinefed import __version__
 from xlinefed.api import crds
-from xlinefed.install.names import HEALTH_PORT, METRICS_PORT, Doc
+from xlinefed.install.names import HEALTH_PORT, METRICS_PORT, Doc, scoped
+
+#: Operator replicas per tier: a leader and a standby.
+REPLICAS = 2
 
 
 def labels(component: str) -> dict[str, str]:
@@ -62,7 +65,8 @@ def rbac_objects(name: str, namespace: str, rules: list[Doc]) -> list[Doc]:
 
 
 def metrics_probe() -> Doc:
-    """Ready once the operator's startup handler ran (it starts the metrics server last)."""
+    """Ready once the metrics server answers (it starts before the election, so a standby
+    is ready too)."""
     script = (
         "import urllib.request; "
         f"urllib.request.urlopen('http://127.0.0.1:{METRICS_PORT}/metrics', timeout=2)"
@@ -87,26 +91,15 @@ def liveness_probe() -> Doc:
     }
 
 
-def health_readiness_probe() -> Doc:
-    return {
-        "httpGet": {"path": "/healthz", "port": "health"},
-        "periodSeconds": 10,
-        "timeoutSeconds": 5,
-    }
-
-
-def chart_pod_fields(metrics: bool) -> Doc:
+def chart_pod_fields() -> Doc:
     """The fixed pod fields a chart includes verbatim (`files/pod-fields.yaml`), so the
-    chart and the rendered manifests cannot drift. A probe that carries a chart value (the
-    member's metrics port) stays in the template."""
-    fields: Doc = {
+    chart and the rendered manifests cannot drift. The readiness probe carries a chart
+    value (the metrics port), so it stays in the template."""
+    return {
         "podSecurityContext": pod_security(),
         "containerSecurityContext": container_security(),
         "livenessProbe": liveness_probe(),
     }
-    if not metrics:
-        fields["readinessProbe"] = health_readiness_probe()
-    return fields
 
 
 def container_security() -> Doc:
@@ -141,7 +134,6 @@ def deployment(
     args: list[str],
     env: list[Doc],
     service_account: str | None,
-    metrics: bool,
     volumes: list[Doc] | None = None,
     mounts: list[Doc] | None = None,
 ) -> Doc:
@@ -152,20 +144,23 @@ def deployment(
         "args": args,
         "env": [
             *env,
+            # The replicas elect a leader with a Lease; each names itself by its pod.
+            {
+                "name": "XLINEFED_LEASE_IDENTITY",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+            },
             {
                 "name": "XLINEFED_LIVENESS_ENDPOINT",
                 "value": f"http://0.0.0.0:{HEALTH_PORT}/healthz",
             },
         ],
     }
-    ports = [{"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"}]
     container["livenessProbe"] = liveness_probe()
-    if metrics:
-        ports.append({"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"})
-        container["readinessProbe"] = metrics_probe()
-    else:
-        container["readinessProbe"] = health_readiness_probe()
-    container["ports"] = ports
+    container["readinessProbe"] = metrics_probe()
+    container["ports"] = [
+        {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+    ]
     container["resources"] = resources()
     container["securityContext"] = container_security()
     # The root filesystem is read-only; Python and its libraries get a writable /tmp.
@@ -184,11 +179,36 @@ def deployment(
         "kind": "Deployment",
         "metadata": meta(name, name, namespace),
         "spec": {
-            "replicas": 1,
-            # One operator at a time: kopf runs standalone (no peering), so never overlap.
-            "strategy": {"type": "Recreate"},
+            "replicas": REPLICAS,
+            # Two replicas; only the holder of the tier's Lease reconciles, so pods may
+            # overlap: a rollout starts the new pod before it stops an old one, and the
+            # leader releases the Lease as it stops (docs/operators.md, "High availability").
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
             "selector": {"matchLabels": selector(name)},
             "template": {"metadata": {"labels": labels(name)}, "spec": pod_spec},
+        },
+    }
+
+
+def metrics_service(name: str, namespace: str) -> Doc:
+    """`<name>-metrics`, for Prometheus (and the charts' optional ServiceMonitor)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(scoped(name, "metrics"), name, namespace),
+        "spec": {
+            "selector": selector(name),
+            "ports": [
+                {
+                    "name": "metrics",
+                    "port": METRICS_PORT,
+                    "targetPort": "metrics",
+                    "protocol": "TCP",
+                }
+            ],
         },
     }
 

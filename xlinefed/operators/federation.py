@@ -15,9 +15,9 @@ import kopf
 from xlinefed.api import conditions
 from xlinefed.api.loading import parse
 from xlinefed.api.models import API_VERSION, GROUP, VERSION, ConsensusStatus, XlineFederation
-from xlinefed.api.validation import SpecError
+from xlinefed.api.validation import SpecError, kubernetes_tls_problems
 from xlinefed.logs import get_logger
-from xlinefed.operators import wakeups
+from xlinefed.operators import metrics, wakeups
 from xlinefed.operators.run import api_client
 from xlinefed.operators.settings import FederationOperatorSettings
 from xlinefed.placement import LABEL_FEDERATION, ClusterView, plan_federation
@@ -65,11 +65,28 @@ def _views(items: dict[str, Any]) -> dict[str, ClusterView]:
 
 
 async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
+    if (leadership := memo.get("leadership")) is not None:
+        leadership.check()  # a replica that lost its Lease does not act
+    resource = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
+    try:
+        delay = await _reconcile(body, memo)
+    except Exception:
+        metrics.FEDERATION_PASSES.labels("error").inc()
+        metrics.LAST_ERROR.labels(resource).set(1)
+        raise
+    metrics.FEDERATION_PASSES.labels("ok").inc()
+    metrics.LAST_ERROR.labels(resource).set(0)
+    return delay
+
+
+async def _reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     api = memo.api
     previous = ConsensusStatus.model_validate(body.get("status") or {})
     try:
         federation = parse(XlineFederation, body)
+        if problems := kubernetes_tls_problems(federation.spec):
+            raise SpecError(problems)
     except SpecError as error:
         problems = [str(p) for p in error.problems]
         if previous.warnings != problems:
@@ -120,6 +137,8 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
             reason="ClustersPlaced",
             message=f"placed XlineClusters in {', '.join(sorted(new_clusters))}",
         )
+    metrics.FEDERATION_WRITES.inc(written)
+    metrics.FEDERATION_CLUSTERS.labels(f"{namespace}/{name}").set(len(plan.clusters))
     log.info("federation pass", federation=name, namespace=namespace, written=written)
     document = objects.status_patch(plan.status)
     if plan.status != previous:
@@ -153,6 +172,8 @@ async def member_changed(namespace: str, body: kopf.Body, **_: Any) -> None:
 async def teardown(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Deleting a federation deletes its XlineClusters and policies; each member operator
     then stops its pods (its own finalizer) and keeps or deletes volumes by policy."""
+    if (leadership := memo.get("leadership")) is not None:
+        leadership.check()
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     karmada = KarmadaObjects(memo.api)
     selector = f"{LABEL_FEDERATION}={name}"

@@ -8,6 +8,7 @@ the executor and the Kubernetes platform; this module only wires them to kopf.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import kopf
@@ -19,11 +20,12 @@ from xlinefed.api.models import (
     VERSION,
     ConsensusStatus,
     ScaleInPolicy,
+    SecurityStatus,
     XlineCluster,
     spec_hash,
 )
 from xlinefed.api.validation import SpecError
-from xlinefed.consensus.client import ChannelPool
+from xlinefed.consensus.client import ChannelPool, ClientTLS
 from xlinefed.executor import Executor, Outcome
 from xlinefed.logs import get_logger
 from xlinefed.operators import metrics, wakeups
@@ -31,9 +33,9 @@ from xlinefed.operators.run import api_client
 from xlinefed.operators.settings import MemberOperatorSettings
 from xlinefed.planner import Wait
 from xlinefed.planner.desired import desired_from
-from xlinefed.platforms.kubernetes import manifests, objects
+from xlinefed.platforms.kubernetes import manifests, objects, tls
 from xlinefed.platforms.kubernetes.platform import KubernetesPlatform
-from xlinefed.reporting import build_status, now_rfc3339
+from xlinefed.reporting import build_status, now_rfc3339, plain_text_warning
 
 log = get_logger(__name__)
 
@@ -52,17 +54,48 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = 20  # INFO and above become Kubernetes Events
     settings.watching.server_timeout = 60
     memo.api = await api_client(_settings(memo))
-    memo.channels = ChannelPool()
-    if (port := _settings(memo).metrics_port) is not None:
-        metrics.serve(port, _settings(memo).metrics_address)
+    #: One pool per XlineCluster ("namespace/name"): each may dial with its own certificate.
+    memo.pools = {}
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if (api := memo.get("api")) is not None:
         await api.close()
-    if (channels := memo.get("channels")) is not None:
-        await channels.close()
+    for pool in (memo.get("pools") or {}).values():
+        await pool.close()
+
+
+async def _channels(memo: kopf.Memo, key: str, tls: ClientTLS | None) -> ChannelPool:
+    """The resource's pool, speaking with `tls`: when the operator's Secret rotated, the
+    channels opened with the old certificate close and the next call dials anew."""
+    pool: ChannelPool | None = memo.pools.get(key)
+    if pool is None:
+        pool = memo.pools[key] = ChannelPool(tls)
+    elif pool.tls != tls:
+        log.info("certificates changed; reconnecting", resource=key)
+        await pool.use_tls(tls)
+    return pool
+
+
+async def _refuse(
+    api: Any,
+    body: dict[str, Any],
+    previous: ConsensusStatus,
+    problems: list[str],
+    reason: str,
+    message: str,
+) -> None:
+    """Nothing runs this pass; the status and one Event (per change of problems) say why."""
+    if previous.warnings != problems:
+        kopf.warn(body, reason=reason, message=message)
+        refused = conditions.invalid_spec(
+            previous, problems, now_rfc3339(), body["metadata"].get("generation"), reason=reason
+        )
+        meta = body["metadata"]
+        await objects.patch_status(
+            api, PLURAL, meta["namespace"], meta["name"], objects.status_patch(refused)
+        )
 
 
 def _mine(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
@@ -106,8 +139,26 @@ def _post_event(body: dict[str, Any], outcome: Outcome, previous: ConsensusStatu
         kopf.info(body, reason=step.code.value, message=step.reason)
 
 
+#: A cluster without spec.tls (or with enabled: false) speaks plain text, and its status
+#: says so.
+KUBERNETES_PLAIN_TEXT = plain_text_warning(
+    "name a kubernetes.io/tls Secret in spec.tls.peerSecretRef in every member cluster"
+)
+
+
+#: Members formed in plain text hold http peer URLs in the member list (and the other way
+#: round): switching TLS would make every member unreachable by the name it joined with.
+TLS_TOGGLE_REFUSED = (
+    "spec.tls.enabled: cannot change once the federation has formed (the member list stores "
+    "every peer URL with its scheme); put spec.tls back as it was, or restore a backup into "
+    "a new federation to change it"
+)
+
+
 async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
     """One pass over a freshly read object; returns how long to wait before the next."""
+    if (leadership := memo.get("leadership")) is not None:
+        leadership.check()  # a replica that lost its Lease does not act
     settings, api = _settings(memo), memo.api
     cluster_id = settings.cluster_id
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
@@ -116,19 +167,32 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
         resource: XlineCluster = load_cluster(body)
     except SpecError as error:
         problems = [str(p) for p in error.problems]
-        if previous.warnings != problems:
-            kopf.warn(body, reason=conditions.INVALID_SPEC, message=str(error))
-            refused = conditions.invalid_spec(
-                previous, problems, now_rfc3339(), body["metadata"].get("generation")
-            )
-            await objects.patch_status(api, PLURAL, namespace, name, objects.status_patch(refused))
+        await _refuse(api, body, previous, problems, conditions.INVALID_SPEC, str(error))
         return 10.0
+    wants_tls = bool(manifests.tls_secrets(resource))
+    if previous.formed and previous.security is not None and previous.security.tls != wants_tls:
+        # The local CLI refuses this change before it is stored (`change_problems`); here
+        # the object is stored already, so it is refused where it would take effect.
+        problem = TLS_TOGGLE_REFUSED
+        await _refuse(api, body, previous, [problem], conditions.INVALID_SPEC, problem)
+        return 10.0
+    try:
+        cluster_tls = await tls.read(api, resource, datetime.datetime.now(datetime.UTC))
+    except tls.CertificatesInvalid as error:
+        problems = [f"spec.tls: {error}"]
+        await _refuse(api, body, previous, problems, conditions.CERTIFICATES_INVALID, problems[0])
+        return 10.0
+    if cluster_tls is not None and await tls.publish(api, resource, cluster_tls):
+        log.info("certificates published to the members", resource=f"{namespace}/{name}")
     platform = KubernetesPlatform(api, resource, guard_image=settings.guard_image)
     executor = Executor(
         platform,
         resource.spec.federation,
         holder_id=f"member-{cluster_id}",
-        channels=memo.get("channels"),
+        channels=await _channels(
+            memo, f"{namespace}/{name}", cluster_tls.operator if cluster_tls else None
+        ),
+        may_act=leadership.check if leadership is not None else None,
     )
     desired = desired_from(resource, scope=frozenset({cluster_id}))
     try:
@@ -154,10 +218,33 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
         observed_spec=spec_hash(resource.spec),
         client_url=platform.client_url,
     )
+    warnings = status.warnings
+    if cluster_tls is None:
+        warnings = [*warnings, KUBERNETES_PLAIN_TEXT]
     status = status.model_copy(
-        update={"endpoints": [*status.endpoints, manifests.client_endpoint(resource)]}
+        update={
+            "endpoints": [*status.endpoints, manifests.client_endpoint(resource)],
+            "warnings": warnings,
+            "security": SecurityStatus(
+                tls=cluster_tls is not None,
+                ca_fingerprint=cluster_tls.ca_fingerprint if cluster_tls else None,
+                certificates_expire=(
+                    cluster_tls.expires.strftime("%Y-%m-%dT%H:%M:%SZ") if cluster_tls else None
+                ),
+            ),
+        }
     )
     await platform.label_roles(manifests.role_labels(status.members, cluster_id))
+    await platform.sync_template_metadata()
+    observed = outcome.snapshot.observed
+    await platform.ensure_disruption_budget(
+        manifests.local_voters(status.members, cluster_id),
+        manifests.voter_allowance(
+            status.members if observed.member_list_known else [],
+            cluster_id,
+            silent=observed.inconclusive,
+        ),
+    )
     _record_metrics(f"{namespace}/{name}", outcome, status)
     _post_event(body, outcome, previous)
     if status != previous:
@@ -182,7 +269,11 @@ async def spec_changed(namespace: str, name: str, body: kopf.Body, **_: Any) -> 
 @kopf.on.delete(GROUP, VERSION, PLURAL, when=_mine)
 async def teardown(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Pods go in reverse order; PVCs follow `storage.onScaleIn`."""
+    if (leadership := memo.get("leadership")) is not None:
+        leadership.check()
     resource = load_cluster(dict(body))
+    if (pool := memo.pools.pop(f"{resource.namespace}/{resource.name}", None)) is not None:
+        await pool.close()
     platform = KubernetesPlatform(memo.api, resource, guard_image=_settings(memo).guard_image)
     members = list(await platform.known_members())
     for member in reversed(members):

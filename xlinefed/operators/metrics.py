@@ -1,4 +1,7 @@
-"""Prometheus metrics of the operators (prometheus_client, served on 127.0.0.1 by default)."""
+"""Prometheus metrics of both operators (prometheus_client, served on 127.0.0.1 by default;
+`--metrics-port`, `XLINEFED_METRICS_ADDRESS`). The step, wait, lock and member metrics are
+the member operator's; the `xlinefed_federation_*` ones the federation operator's; the
+last reconcile error and the leader gauge are both's."""
 
 from __future__ import annotations
 
@@ -17,3 +20,20 @@ LAST_ERROR = Gauge(
 
 def serve(port: int, address: str) -> None:
     start_http_server(port, addr=address)
+
+
+LEADER = Gauge(
+    "xlinefed_operator_leader", "1 while this replica holds its tier's Lease and reconciles."
+)
+
+FEDERATION_PASSES = Counter(
+    "xlinefed_federation_passes_total", "Federation reconcile passes, by outcome.", ["outcome"]
+)
+FEDERATION_WRITES = Counter(
+    "xlinefed_federation_objects_written_total",
+    "XlineClusters and PropagationPolicies written on Karmada (a pass that changes nothing "
+    "writes nothing).",
+)
+FEDERATION_CLUSTERS = Gauge(
+    "xlinefed_federation_clusters", "Member clusters a federation is placed in.", ["resource"]
+)

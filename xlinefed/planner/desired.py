@@ -14,15 +14,18 @@ from xlinefed.topology import desired_members
 
 def template_revision(template: ConsensusTemplate) -> str:
     """A short, stable hash of what a member runs; a change means a rolling restart."""
-    payload = json.dumps(
-        {
-            "engine": template.engine.value,
-            "image": template.image,
-            "version": template.version,
-            "args": dict(sorted(template.engine_args.items())),
-        },
-        sort_keys=True,
-    )
+    subject: dict[str, object] = {
+        "engine": template.engine.value,
+        "image": template.image,
+        "version": template.version,
+        "args": dict(sorted(template.engine_args.items())),
+    }
+    # The pod template's fields a running pod cannot take (resources, scheduling); its
+    # labels and annotations are patched onto running pods instead, so they are not
+    # here. Left out while unset, so a spec without a podTemplate keeps its revision.
+    if pod := template.pod_template.restart_part():
+        subject["pod"] = pod
+    payload = json.dumps(subject, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 

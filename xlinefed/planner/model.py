@@ -163,6 +163,9 @@ class ObservedMember:
     #: Wall-clock seconds at which the platform last started its process or pod; None
     #: when the platform cannot see it (another cluster's) or does not know.
     started_at: float | None = None
+    #: The platform counts it as serving (a pod's Ready condition); None where it has no
+    #: such notion (local mode) or cannot see it (another cluster's member).
+    serving: bool | None = None
 
     @property
     def in_list(self) -> bool:

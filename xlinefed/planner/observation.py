@@ -76,6 +76,10 @@ class MemberRuntime:
     forced: bool = False
     #: Wall-clock seconds of the process's or pod's start; None when unknown.
     started_at: float | None = None
+    #: The platform counts it as serving (a pod's Ready condition: what Services and
+    #: disruption budgets go by); None where the platform has no such notion (local
+    #: processes) or cannot see it (another cluster's member).
+    serving: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,7 @@ def build_observed(raw: RawObservation) -> Observed:
                 joined_at=raw.joined.get(name),
                 forced=runtime.forced,
                 started_at=runtime.started_at,
+                serving=runtime.serving,
             )
         )
     return Observed(

@@ -736,10 +736,16 @@ def _roll(view: _View) -> Step | None:
             retry_after=30.0,
             code=WaitCode.ENGINE_LIMIT,
         )
+    # A member the platform does not count as serving yet (its pod not Ready) is not
+    # ready either, though it answers over gRPC: restarting the next one then would leave
+    # the Services with fewer endpoints, and a disruption budget with fewer available
+    # pods, than one restart at a time means (seen: all three pods of a cluster unready
+    # at once, gRPC health having come back ~2 s before the readiness probe passed).
     not_ready = [
         m.name
         for m in view.listed
         if not (m.running and (view.sound(m) if m.is_voter else view.caught_up(m)))
+        or m.serving is False
     ]
     if not_ready:
         return Wait(

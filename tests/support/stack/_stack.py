@@ -28,6 +28,7 @@ import fcntl
 import hashlib
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -97,10 +98,30 @@ def build(*, force: bool = False) -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+#: Ports of the stack's components: below Linux's ephemeral range (32768-60999), where
+#: a port found free can be taken by some outgoing connection before the component binds
+#: it (seen: member1's kube-apiserver exited "bind: address already in use" and the start
+#: waited out its deadline), and below local mode's members (21000-31999).
+STACK_PORTS = range(10000, 21000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody listens on, not handed out before by this process; from a
+    random point of STACK_PORTS, so that two stacks starting at once rarely race."""
+    start = random.randrange(len(STACK_PORTS))
+    for step in range(len(STACK_PORTS)):
+        port = STACK_PORTS[(start + step) % len(STACK_PORTS)]
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise StackError(f"no free port in {STACK_PORTS.start}-{STACK_PORTS.stop - 1}")
 
 
 def stack_id(state_dir: Path) -> str:

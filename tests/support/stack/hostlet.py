@@ -18,7 +18,9 @@ container as a local process:
 - volumes are host directories: a PVC gets a hostPath PersistentVolume this hostlet
   provisions (pre-bound to the claim, reclaim policy Retain; kube-controller-manager's
   binder binds them), so its data outlives the pod; emptyDir, configMap and secret
-  volumes are directories under the pod's directory. There is no mount namespace, so
+  volumes are directories under the pod's directory, the last two written as the
+  kubelet's atomic writer does and re-read while the pod runs (a rotated Secret reaches a
+  running process within VOLUME_RESYNC seconds). There is no mount namespace, so
   "mounting" is substitution: any arg or env value (and workingDir) containing a
   volumeMount's mountPath is rewritten to the host directory;
 - the pod's DNS names resolve through tagged /etc/hosts entries (tests/support/stack/_hosts.py):
@@ -81,6 +83,7 @@ ETCD_BINARY = os.environ.get("XLINEFED_STACK_ETCD", "/usr/bin/etcd")
 RESYNC_INTERVAL = 1.0  # seconds between full syncs when nothing changes
 SYNC_SPACING = 0.05  # minimum pause between syncs, to coalesce bursts of events
 HEARTBEAT_INTERVAL = 10.0
+VOLUME_RESYNC = 2.0  # seconds between re-reads of a running pod's secret/configMap volumes
 KUBELET_VERSION = "v1.36.5-hostlet"
 
 
@@ -193,6 +196,39 @@ def expand(value: str, env: dict[str, str]) -> str:
     return _VAR.sub(replace, value)
 
 
+def write_atomically(target: Path, files: dict[str, bytes]) -> bool:
+    """The kubelet's atomic writer for secret and configMap volumes: the files live in a
+    timestamped directory, `..data` links to it, and each visible name links through
+    `..data`; an update writes a new directory and swaps `..data` with one rename, so a
+    reader sees every old file or every new one (a certificate never beside the other
+    key). Returns whether anything changed."""
+    current = target / "..data"
+    if current.is_symlink():
+        held = current.resolve()
+        found = {str(p.relative_to(held)): p.read_bytes() for p in held.rglob("*") if p.is_file()}
+        if found == files:
+            return False
+    fresh = target / f"..{time.time_ns()}"
+    for path, value in files.items():
+        (fresh / path).parent.mkdir(parents=True, exist_ok=True)
+        (fresh / path).write_bytes(value)
+    old = current.resolve() if current.is_symlink() else None
+    link = target / "..data_tmp"
+    link.unlink(missing_ok=True)
+    link.symlink_to(fresh.name)
+    os.replace(link, current)
+    for path in files:
+        visible = target / path.split("/")[0]
+        if not visible.is_symlink():
+            if visible.is_dir():
+                shutil.rmtree(visible)
+            visible.unlink(missing_ok=True)
+            visible.symlink_to(f"..data/{path.split('/')[0]}")
+    if old is not None and old != fresh:
+        shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
 def rewrite_paths(value: str, mounts: list[tuple[str, str]]) -> str:
     """Replace each mountPath occurring in `value` (as a path) with its host directory."""
     for mount_path, host_dir in sorted(mounts, key=lambda m: -len(m[0])):
@@ -265,6 +301,7 @@ class PodWorker(threading.Thread):
         self.init_statuses: list[Obj] = []
         self.init_done = not pod["spec"].get("initContainers")
         self.init_failed = False
+        self.volumes_synced_at = time.monotonic()
 
     # The container spec the worker runs: the pod's first container.
     @property
@@ -320,6 +357,7 @@ class PodWorker(threading.Thread):
                     retry_at = time.monotonic() + 2
             if self.argv:
                 self._supervise()
+                self._refresh_volumes()
             self._publish()
             self.stop_requested.wait(0.1)
         self._kill(self.grace)
@@ -472,6 +510,23 @@ class PodWorker(threading.Thread):
             self._write_keys(volume, target)
         return target
 
+    def _refresh_volumes(self) -> None:
+        """Secret and configMap volumes follow their objects while the pod runs, as the
+        kubelet's periodic sync does (every VOLUME_RESYNC seconds here; about a minute
+        there), so a rotated certificate reaches a running member without a restart."""
+        if time.monotonic() < self.volumes_synced_at + VOLUME_RESYNC:
+            return
+        self.volumes_synced_at = time.monotonic()
+        for volume in self.pod["spec"].get("volumes", []) or []:
+            if "secret" not in volume and "configMap" not in volume:
+                continue
+            try:
+                self._write_keys(volume, self.dir / "volumes" / volume["name"])
+            except (_NotYet, ApiError, OSError) as error:
+                log.warning(
+                    "pod %s/%s: volume %s: %s", self.namespace, self.pod_name, volume["name"], error
+                )
+
     def _write_keys(self, volume: Obj, target: Path) -> None:
         if "configMap" in volume:
             source = volume["configMap"]
@@ -487,11 +542,12 @@ class PodWorker(threading.Thread):
             raise _NotYet(f"volume {volume['name']!r}: source object not found")
         contents = {k: v.encode() for k, v in data.items()} | binary
         items = source.get("items")
-        for key, value in contents.items():
-            paths = [i["path"] for i in items if i["key"] == key] if items else [key]
-            for path in paths:
-                (target / path).parent.mkdir(parents=True, exist_ok=True)
-                (target / path).write_bytes(value)
+        files = {
+            path: value
+            for key, value in contents.items()
+            for path in ([i["path"] for i in items if i["key"] == key] if items else [key])
+        }
+        write_atomically(target, files)
 
     def _env(self, container: Obj | None = None) -> dict[str, str]:
         container = container or self.container

@@ -176,6 +176,11 @@ async def apply(api: client.ApiClient, body: dict[str, Any], *, manager: str) ->
                 name, namespace, document, **options
             )
             return
+        if kind == "Secret":
+            await client.CoreV1Api(api).patch_namespaced_secret(
+                name, namespace, document, **options
+            )
+            return
         group, version = _group_version(body)
         custom = client.CustomObjectsApi(api)
         if kind in _CLUSTER_SCOPED:
@@ -216,6 +221,9 @@ async def read_object(
                 result = await client.PolicyV1Api(api).read_namespaced_pod_disruption_budget(
                     name, namespace
                 )
+                return dict(api.sanitize_for_serialization(result))
+            if kind == "Secret":
+                result = await client.CoreV1Api(api).read_namespaced_secret(name, namespace)
                 return dict(api.sanitize_for_serialization(result))
             group, version = _group_version(body)
             return dict(

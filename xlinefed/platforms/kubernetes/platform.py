@@ -51,6 +51,13 @@ def _guard_found_data_lost(pod: Any) -> bool:
     return False
 
 
+def _pod_ready(pod: Any) -> bool:
+    """The pod's Ready condition is True (and it is not being deleted)."""
+    if pod.metadata.deletion_timestamp is not None or pod.status is None:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
 def _started_at(pod: Any | None) -> float | None:
     """When the kubelet started the pod (whole seconds), as wall-clock seconds."""
     started = pod.status.start_time if pod is not None and pod.status is not None else None
@@ -135,6 +142,7 @@ class KubernetesPlatform:
             revision=annotations.get(manifests.ANNOTATION_REVISION),
             version=annotations.get(manifests.ANNOTATION_VERSION),
             started_at=_started_at(pod),
+            serving=_pod_ready(pod) if pod is not None else None,
         )
 
     async def formed(self) -> bool:
@@ -320,3 +328,32 @@ class KubernetesPlatform:
             except ObjectNotFound:
                 continue
             log.info("pod role labelled", member=member, role=role)
+
+    async def sync_template_metadata(self) -> None:
+        """Bring running pods' spec.podTemplate labels and annotations up to date in
+        place (a merge patch; no restart): they are not part of the revision, so no
+        rolling restart follows a change of only them. Pods already right are not
+        written."""
+        for member, pod in self._pods.items():
+            if pod.metadata.deletion_timestamp is not None:
+                continue
+            patch = manifests.metadata_patch(self.resource, pod.metadata)
+            if patch is None:
+                continue
+            try:
+                with translated(f"patching the metadata of pod {member}"):
+                    await self.core.patch_namespaced_pod(member, self.namespace, patch)
+            except ObjectNotFound:
+                continue
+            log.info("pod template metadata patched", member=member, patch=patch["metadata"])
+
+    async def ensure_disruption_budget(self, voters: int, allowance: int) -> None:
+        """Apply this cluster's PodDisruptionBudget with the allowance the federation's
+        healthy voters leave (manifests.voter_allowance); unchanged, nothing is written."""
+        body = manifests.disruption_budget(self.resource, voters, allowance)
+        name = body["metadata"]["name"]
+        current = await objects.read_object(
+            self.api, body["apiVersion"], body["kind"], self.namespace, name
+        )
+        if await objects.apply_if_changed(self.api, body, current, manager=objects.MEMBER_MANAGER):
+            log.info("disruption budget applied", name=name, voters=voters, allowed=allowance)

@@ -44,6 +44,7 @@ from xlinefed.backups.run import (
 )
 from xlinefed.backups.store import StoreError
 from xlinefed.logs import get_logger
+from xlinefed.platforms.local.pki import LocalPKI, tls_spec
 from xlinefed.platforms.local.state import FederationDir, read_json, write_atomic
 
 log = get_logger(__name__)
@@ -131,14 +132,16 @@ def status_document(directory: FederationDir) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- taking
 
 
-def members_of(directory: FederationDir) -> list[MemberAddress]:
+def members_of(directory: FederationDir, *, tls: bool = False) -> list[MemberAddress]:
     """Members the controller last reported, with their client URLs."""
     from xlinefed.platforms.local.platform import loopback_url  # platform imports us
 
     status = directory.read_status() or {}
     ports = directory.read_facts().ports
     return [
-        MemberAddress(m["name"], m.get("cluster", ""), loopback_url(ports[m["name"]].client))
+        MemberAddress(
+            m["name"], m.get("cluster", ""), loopback_url(ports[m["name"]].client, tls=tls)
+        )
         for m in status.get("members", [])
         if m.get("name") in ports and m.get("role")
     ]
@@ -205,13 +208,15 @@ async def backup_now(
             state.last_scheduled_run = _rfc3339(started)
         try:
             target = target_of(federation, to)
+            pki = LocalPKI(directory, tls) if (tls := tls_spec(directory, federation)) else None
             result = await take_backup(
                 federation.name,
                 federation.spec.engine,
                 federation.spec.version,
-                members_of(directory),
+                members_of(directory, tls=pki is not None),
                 target,
                 on_progress=on_progress,
+                tls=pki.client_tls() if pki is not None else None,
             )
         except FAILURES as error:
             failed = _record_failure(state, error, datetime.now(UTC))

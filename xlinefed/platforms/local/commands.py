@@ -8,6 +8,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,14 @@ from xlinefed.api.validation import (
     SpecError,
     change_problems,
 )
+from xlinefed.launch import TLSFiles
 from xlinefed.platforms.local import processes
 from xlinefed.platforms.local.controller import (
     controller_alive,
     ensure_controller,
     stop_controller,
 )
+from xlinefed.platforms.local.pki import CLIENT, LocalPKI, tls_spec
 from xlinefed.platforms.local.platform import find_binary, loopback_url
 from xlinefed.platforms.local.state import FederationDir
 from xlinefed.topology import desired_members
@@ -305,10 +308,21 @@ def controller_running(root: Path, name: str) -> bool:
 # --- where clients connect
 
 
+def _tls_on(directory: FederationDir) -> bool:
+    try:
+        return tls_spec(directory, directory.read_spec()) is not None
+    except (FileNotFoundError, SpecError):
+        return False
+
+
 def client_urls(directory: FederationDir) -> dict[str, str]:
     """Each member's client URL, from the ports the controller allocated. Read only: a
     member without ports yet has no URL (only the controller allocates)."""
-    return {member: loopback_url(p.client) for member, p in directory.read_facts().ports.items()}
+    tls = _tls_on(directory)
+    return {
+        member: loopback_url(p.client, tls=tls)
+        for member, p in directory.read_facts().ports.items()
+    }
 
 
 def with_client_urls(status: dict[str, Any], urls: Mapping[str, str]) -> dict[str, Any]:
@@ -344,11 +358,43 @@ def voter_endpoints(root: Path, name: str) -> list[str]:
     return urls
 
 
-def client_environment(endpoints: Sequence[str]) -> list[tuple[str, str]]:
+def client_environment(
+    endpoints: Sequence[str], tls: TLSFiles | None = None
+) -> list[tuple[str, str]]:
     """The variables that point etcdctl (and clients reading the same names) at the
-    store, in the order they are printed. TLS, once the local mode has it, adds
-    ETCDCTL_CACERT, ETCDCTL_CERT and ETCDCTL_KEY here."""
-    return [("ETCDCTL_API", "3"), ("ETCDCTL_ENDPOINTS", ",".join(endpoints))]
+    store, in the order they are printed; with TLS, the CA and the client certificate."""
+    variables = [("ETCDCTL_API", "3"), ("ETCDCTL_ENDPOINTS", ",".join(endpoints))]
+    if tls is not None:
+        variables += [
+            ("ETCDCTL_CACERT", tls.ca),
+            ("ETCDCTL_CERT", tls.cert),
+            ("ETCDCTL_KEY", tls.key),
+        ]
+    return variables
+
+
+def client_certificate(root: Path, name: str) -> TLSFiles | None:
+    """The application client certificate of a federation with TLS on (None when off)."""
+    directory = federation_dir(root, name)
+    tls = tls_spec(directory, directory.read_spec())
+    if tls is None:
+        return None
+    files = LocalPKI(directory, tls).files(CLIENT)
+    if not Path(files.cert).exists():
+        raise NotFound(
+            f"'{name}' has no client certificate yet: the controller issues it on its first "
+            f"pass; wait for `xlinefed local up` to return, or see `xlinefed local status {name}`"
+        )
+    return files
+
+
+def request_certificate_renewal(root: Path, name: str) -> None:
+    """Ask the controller to issue every certificate of the federation again (same CA)."""
+    directory = federation_dir(root, name)
+    tls = tls_spec(directory, directory.read_spec())
+    if tls is None:
+        raise NotFound(f"'{name}' runs without TLS (spec.tls.enabled is false): nothing to renew")
+    LocalPKI(directory, tls).request_renewal(datetime.now(UTC))
 
 
 def shell_exports(variables: Sequence[tuple[str, str]]) -> str:

@@ -14,13 +14,15 @@ import os
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from xlinefed.api.conditions import observation_failed
 from xlinefed.api.models import ConsensusStatus, XlineFederation
 from xlinefed.api.validation import SpecError
-from xlinefed.consensus.client import ChannelPool
+from xlinefed.consensus.auth import enable_auth
+from xlinefed.consensus.client import ChannelPool, ConsensusClient
 from xlinefed.executor import Executor, Outcome
 from xlinefed.logs import configure, get_logger
 from xlinefed.planner import Done
@@ -29,7 +31,7 @@ from xlinefed.platforms.local import processes
 from xlinefed.platforms.local.backups import schedule_loop
 from xlinefed.platforms.local.platform import EngineNotFound, LocalPlatform
 from xlinefed.platforms.local.state import FederationDir
-from xlinefed.reporting import build_status, now_rfc3339
+from xlinefed.reporting import build_status, now_rfc3339, plain_text_warning
 
 log = get_logger(__name__)
 
@@ -76,6 +78,12 @@ def stop_controller(directory: FederationDir) -> None:
         processes.stop(record, grace=15.0)
 
 
+PLAIN_TEXT_WARNING = plain_text_warning(
+    "spec.tls.enabled is false (or the federation formed before TLS was the default); "
+    "restore a backup into a new federation with TLS on"
+)
+
+
 def _status_document(
     directory: FederationDir,
     federation: XlineFederation,
@@ -98,6 +106,10 @@ def _status_document(
         client_url=platform.client_url,
     )
     document = status.to_wire()
+    tls = platform.pki is not None
+    document["security"] = {"tls": tls, "auth": tls and directory.read_facts().auth_enabled}
+    if not tls:
+        document["warnings"] = [*document.get("warnings", []), PLAIN_TEXT_WARNING]
     document["converged"] = isinstance(outcome.step, Done) and error is None
     document["error"] = error
     document["controllerPid"] = os.getpid()
@@ -139,8 +151,17 @@ async def run(root: Path, name: str) -> int:
         try:
             federation = directory.read_spec()
             platform = LocalPlatform(directory, federation)
+            # Certificates renewed before the pass (none is due while it runs), and the
+            # pool dials with the controller's current one.
+            await channels.use_tls(
+                platform.pki.ensure_all(directory.read_facts().ports, now=datetime.now(UTC))
+                if platform.pki is not None
+                else None
+            )
             executor = Executor(platform, federation.name, holder, channels=channels)
             outcome = await executor.reconcile_once(desired_from(federation))
+            if platform.pki is not None and isinstance(outcome.step, Done):
+                await _secure_store(directory, platform, channels)
             directory.write_status(
                 _status_document(directory, federation, platform, outcome, outcome.error, started)
             )
@@ -180,6 +201,23 @@ async def run(root: Path, name: str) -> int:
         await backups
     log.info("controller stopped", federation=name)
     return 0
+
+
+async def _secure_store(
+    directory: FederationDir, platform: LocalPlatform, channels: ChannelPool
+) -> None:
+    """Users, roles and auth on, once, when the federation first converged with TLS (the
+    store's users are the certificates' CNs)."""
+    facts = directory.read_facts()
+    if facts.auth_enabled or not facts.formed or platform.pki is None:
+        return
+    endpoints = [platform.client_url(m) for m in facts.ports]
+    async with ConsensusClient(endpoints, pool=channels) as client:
+        await enable_auth(client, platform.pki.root_password())
+    facts = directory.read_facts()
+    facts.auth_enabled = True
+    directory.write_facts(facts)
+    log.info("auth enabled", federation=directory.name)
 
 
 def main(root: Path, name: str) -> int:

@@ -30,6 +30,7 @@ from xlinefed.planner.model import Desired, Formation, RecoveryRecord
 from xlinefed.planner.steps import StartMode
 from xlinefed.platforms.local import processes
 from xlinefed.platforms.local.backups import restore_member
+from xlinefed.platforms.local.pki import LocalPKI, tls_spec
 from xlinefed.platforms.local.state import (
     Facts,
     FederationDir,
@@ -45,9 +46,9 @@ log = get_logger(__name__)
 HOST = "127.0.0.1"
 
 
-def loopback_url(port: int) -> str:
+def loopback_url(port: int, *, tls: bool = False) -> str:
     """The URL of a member's listener on `port`: the one members advertise and clients use."""
-    return f"http://{HOST}:{port}"
+    return f"{'https' if tls else 'http'}://{HOST}:{port}"
 
 
 class EngineNotFound(RuntimeError):
@@ -225,6 +226,8 @@ class LocalPlatform:
         self._output: dict[tuple[int, int], _Output] = {}
         self._ports_text: bytes | None = None
         self._ports_seen: dict[str, Ports] = {}
+        tls = tls_spec(directory, federation)
+        self.pki = LocalPKI(directory, tls) if tls is not None else None
 
     # --- addresses
     def _known_ports(self) -> dict[str, Ports]:
@@ -264,10 +267,10 @@ class LocalPlatform:
         return ports
 
     def client_url(self, member: str) -> str:
-        return loopback_url(self._ports(member).client)
+        return loopback_url(self._ports(member).client, tls=self.pki is not None)
 
     def peer_url(self, member: str) -> str:
-        return loopback_url(self._ports(member).peer)
+        return loopback_url(self._ports(member).peer, tls=self.pki is not None)
 
     async def known_members(self) -> Sequence[str]:
         return self.dir.members_on_disk()
@@ -455,6 +458,11 @@ class LocalPlatform:
                     f"port {port} of {member} is taken by another program; stop it or run "
                     f"`xlinefed local down {self.federation.name} --purge` and start again"
                 )
+        tls = (
+            self.pki.ensure(member, now=datetime.now(UTC), server=True)
+            if self.pki is not None
+            else None
+        )
         launch = LaunchSpec(
             engine=spec.engine,
             binary=binary,
@@ -472,6 +480,7 @@ class LocalPlatform:
             initial_leader=initial_leader,
             metrics_port=ports.metrics,
             force_new_cluster=forced,
+            tls=tls,
         )
         self.dir.member_dir(member).mkdir(parents=True, exist_ok=True)
         log_path = self.dir.member_log(member)

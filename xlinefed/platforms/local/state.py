@@ -69,6 +69,8 @@ class Facts:
     #: The last quorum-loss recovery (`RecoveryRecord` as a dict): the audit trail, and
     #: what keeps the dropped members from ever being started on their old data.
     recovery: dict[str, Any] | None = None
+    #: Users, roles and auth are on in the store (with TLS; `consensus.auth`).
+    auth_enabled: bool = False
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Facts:
@@ -81,6 +83,7 @@ class Facts:
             initial_members=data.get("initial_members"),
             formed_at=data.get("formed_at"),
             recovery=data.get("recovery"),
+            auth_enabled=data.get("auth_enabled", False),
         )
 
 

@@ -1,4 +1,14 @@
-{{- define "xlinefed-member.name" -}}xlinefed-member-operator{{- end }}
+{{- /*
+The release-scoped name: <release>-member-operator (xlinefed render's names for the release
+"xlinefed"), or fullnameOverride; cut to a DNS label as xlinefed/install/names.py: scoped.
+*/}}
+{{- define "xlinefed-member.name" -}}
+{{- default (printf "%s-member-operator" .Release.Name) .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "xlinefed-member.metricsName" -}}
+{{- printf "%s-metrics" (include "xlinefed-member.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
 
 {{- define "xlinefed-member.selector" -}}
 app.kubernetes.io/name: {{ include "xlinefed-member.name" . }}
@@ -15,4 +25,25 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{- define "xlinefed-member.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+
+{{- /* The pod's scheduling and pull fields, each only when set (so the defaults render
+what xlinefed render does). */}}
+{{- define "xlinefed-member.podPlacement" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+{{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+{{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+{{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+{{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}
