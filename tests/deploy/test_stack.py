@@ -101,7 +101,14 @@ def test_member_tier_is_accepted_and_grants_least_privilege(stack: Stack) -> Non
     assert _allowed(member, user, "update", "leases", "coordination.k8s.io")
     assert _allowed(member, user, "create", "leases", "coordination.k8s.io")
     assert not _allowed(member, user, "delete", "leases", "coordination.k8s.io")
-    assert not _allowed(member, user, "get", "secrets")
+    # TLS (docs/security.md): it reads the Secrets spec.tls names and writes its checked
+    # copies; it may not list, watch or delete anyone's Secrets.
+    assert _allowed(member, user, "get", "secrets")
+    assert _allowed(member, user, "create", "secrets")
+    assert _allowed(member, user, "patch", "secrets")
+    assert not _allowed(member, user, "list", "secrets")
+    assert not _allowed(member, user, "watch", "secrets")
+    assert not _allowed(member, user, "delete", "secrets")
     assert not _allowed(member, user, "delete", "xlineclusters", "xlinefed.io")
     assert not _allowed(member, user, "delete", "services")
     assert not _allowed(member, user, "create", "deployments", "apps")
