@@ -612,9 +612,14 @@ class Sim:
         if not m.is_voter:
             return True
         voters = self.voters()
-        if len(voters) - 1 < self.desired.engine.min_voters:
-            # The engine cannot shrink to replace it (Xline #447): only a restore helps,
-            # and the planner rightly waits; not a fault a simulation can converge from.
+        floor = self.desired.engine.min_voters
+        if len(voters) - 1 < floor or len(self.desired.members) <= floor:
+            # The engine cannot shrink to replace it (Xline #447): only a restore or a
+            # member added to the spec helps, and the planner rightly waits; not a fault a
+            # simulation can converge from. That includes a spec at the floor: the other
+            # clusters cannot see the lost data (a running member still answers) and may
+            # scale in to the floor before its own cluster replaces it (seen: 8 voters
+            # shrinking to {f: 3}, f-f-0's loss allowed at 8, stuck at 3).
             return False
         keep = sum(1 for v in voters if v.has_data and v.name != name)
         return keep >= majority(len(voters))
