@@ -183,10 +183,13 @@ def situations(draw: st.DrawFn) -> tuple[Desired, Observed]:
 
 
 @st.composite
-def steady_situations(draw: st.DrawFn) -> tuple[Desired, Observed]:
+def steady_situations(draw: st.DrawFn, *, rejoining: bool = False) -> tuple[Desired, Observed]:
     """A formed, mostly healthy federation (an old spec, members on either revision) under
-    a new spec: the states where scaling, promotion, hand-over and rolling steps happen."""
-    old = draw(specs())
+    a new spec: the states where scaling, promotion, hand-over and rolling steps happen.
+    `rejoining`: always with an earlier incarnation of a wanted member that was removed and
+    left its data behind (the stale-list case), everyone on the spec's revision, so the
+    scale-out rule is what answers."""
+    old = draw(specs(min_total=2) if rejoining else specs())
     new = dict(old)
     changes = draw(st.sets(st.sampled_from(list(old)), max_size=len(old)))
     for cluster in changes if draw(st.booleans()) else ():
@@ -209,14 +212,20 @@ def steady_situations(draw: st.DrawFn) -> tuple[Desired, Observed]:
             has_data=True,
             healthy=True,
             applied_index=10_000,
-            revision=draw(st.sampled_from(REVISIONS)),
+            revision=desired.revision if rejoining else draw(st.sampled_from(REVISIONS)),
             term=TERM,
         )
         for n, (c, i) in enumerate((c, i) for c, r in old.items() for i in range(r))
     ]
     listed = {m.name for m in members}
     missing = [m for m in desired.members if m.name not in listed]
-    if missing and draw(st.booleans()):
+    wanted_back = [m for m in members if m.name in {d.name for d in desired.members}]
+    if rejoining and not missing and len(wanted_back) > 1:
+        # Make room: a member of the old spec was removed and is wanted back.
+        gone = draw(st.sampled_from(wanted_back))
+        members.remove(gone)
+        missing = [m for m in desired.members if m.name == gone.name]
+    if missing and not rejoining and draw(st.booleans()):
         joining = draw(st.sampled_from(missing))
         running = draw(st.booleans())
         members.append(
@@ -237,7 +246,7 @@ def steady_situations(draw: st.DrawFn) -> tuple[Desired, Observed]:
             )
         )
     leftover = [m for m in missing if m.name not in {x.name for x in members}]
-    if leftover and draw(st.integers(0, 3)) == 0:
+    if leftover and (rejoining or draw(st.integers(0, 3)) == 0):
         # An earlier incarnation of a wanted member: removed, but it left data behind
         # (and may still run, cut off from hearing that it was removed).
         old_one = draw(st.sampled_from(leftover))
@@ -257,7 +266,22 @@ def steady_situations(draw: st.DrawFn) -> tuple[Desired, Observed]:
                 listed_elsewhere=draw(st.integers(0, 3)) == 0,
             )
         )
-    if members and draw(st.integers(0, 3)) == 0:
+    unwanted = [i for i, m in enumerate(members) if m.name not in {d.name for d in desired.members}]
+    if unwanted and not rejoining and draw(st.integers(0, 3)) == 0:
+        # Scaled in: removed from the member list, its process and data not yet deleted
+        # (an operator that stopped between the two steps).
+        i = draw(st.sampled_from(unwanted))
+        running = draw(st.booleans())
+        members[i] = replace(
+            members[i],
+            member_id=None,
+            running=running,
+            healthy=False,
+            applied_index=None,
+            names_leader=None,
+            term=None,
+        )
+    if members and not rejoining and draw(st.integers(0, 3)) == 0:
         i = draw(st.integers(0, len(members) - 1))
         fault = draw(st.sampled_from(("crash", "lag", "sick", "lost", "cut", "stale")))
         m = members[i]
@@ -405,4 +429,9 @@ def quorum_lost_situations(draw: st.DrawFn) -> tuple[Desired, Observed]:
 
 
 def any_situation() -> st.SearchStrategy[tuple[Desired, Observed]]:
-    return st.one_of(situations(), steady_situations(), quorum_lost_situations())
+    return st.one_of(
+        situations(),
+        steady_situations(),
+        steady_situations(rejoining=True),
+        quorum_lost_situations(),
+    )
