@@ -28,7 +28,11 @@ FORBIDDEN |= {"discriminator", "$schema", "propertyNames", "patternProperties", 
 
 def test_committed_yaml_matches_the_models() -> None:
     files = crds.rendered_files()
-    assert sorted(files) == ["xlinefed.io_xlineclusters.yaml", "xlinefed.io_xlinefederations.yaml"]
+    assert sorted(files) == [
+        "xlinefed.io_xlinebackups.yaml",
+        "xlinefed.io_xlineclusters.yaml",
+        "xlinefed.io_xlinefederations.yaml",
+    ]
     for name, text in files.items():
         committed = (CRD_DIR / name).read_text()
         assert committed == text, (
@@ -222,3 +226,11 @@ def test_repository_examples_are_accepted_by_models_and_crd(path: Path) -> None:
         assert crd_errors("XlineFederation", document) == []
         for part in split(fed).values():
             assert crd_errors("XlineCluster", part.to_wire()) == []
+
+
+def test_the_backup_crd_has_its_own_status() -> None:
+    schema = crds.all_crds()["XlineBackup"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert schema["properties"]["spec"]["required"] == ["cluster"]
+    status = schema["properties"]["status"]["properties"]
+    assert {"phase", "uri", "sizeBytes", "sha256", "revision", "member"} <= set(status)
+    assert status["phase"]["enum"] == ["Pending", "Running", "Succeeded", "Failed"]

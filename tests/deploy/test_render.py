@@ -60,7 +60,10 @@ def test_yaml_round_trips() -> None:
 def test_the_crds_are_the_generated_ones() -> None:
     generated = crds.all_crds()
     member = install.member_manifests("m")
-    assert _by_kind(member, "CustomResourceDefinition") == [generated["XlineCluster"]]
+    assert _by_kind(member, "CustomResourceDefinition") == [
+        generated["XlineCluster"],
+        generated["XlineBackup"],
+    ]
     karmada = install.federation_karmada_manifests()
     assert _by_kind(karmada, "CustomResourceDefinition") == [
         generated["XlineFederation"],
@@ -161,6 +164,9 @@ def test_rbac_is_least_privilege() -> None:
     # Secrets: the ones spec.tls names are read one by one, the checked copies the pods
     # mount are applied; never listed, watched or deleted (the copies go with their owner).
     assert {v for g, r, v in member if r == "secrets"} == {"get", "create", "patch"}
+    # XlineBackups are taken and their status written; users create and delete them.
+    assert {v for g, r, v in member if r == "xlinebackups"} == {"get", "list", "watch", "patch"}
+    assert {v for g, r, v in member if r == "xlinebackups/status"} == {"get", "patch"}
     federation = _grants(install.federation_rules())
     assert not {g for g in federation if g[1] in ("pods", "persistentvolumeclaims", "secrets")}
     assert ("xlinefed.io", "xlinefederations", "delete") not in federation

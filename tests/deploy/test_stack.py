@@ -109,6 +109,10 @@ def test_member_tier_is_accepted_and_grants_least_privilege(stack: Stack) -> Non
     assert not _allowed(member, user, "list", "secrets")
     assert not _allowed(member, user, "watch", "secrets")
     assert not _allowed(member, user, "delete", "secrets")
+    # On-demand backups: taken and their status written, never created or deleted.
+    assert _allowed(member, user, "patch", "xlinebackups", "xlinefed.io", "status")
+    assert _allowed(member, user, "watch", "xlinebackups", "xlinefed.io")
+    assert not _allowed(member, user, "delete", "xlinebackups", "xlinefed.io")
     assert not _allowed(member, user, "delete", "xlineclusters", "xlinefed.io")
     assert not _allowed(member, user, "delete", "services")
     assert not _allowed(member, user, "create", "deployments", "apps")

@@ -28,7 +28,11 @@ def install_crds(client: KubeClient) -> None:
         for doc in yaml.safe_load_all(path.read_text()):
             if doc:
                 client.apply(doc)
-    for name in ("xlineclusters.xlinefed.io", "xlinefederations.xlinefed.io"):
+    for name in (
+        "xlineclusters.xlinefed.io",
+        "xlinefederations.xlinefed.io",
+        "xlinebackups.xlinefed.io",
+    ):
         wait_until(
             lambda name=name: any(
                 c["type"] == "Established" and c["status"] == "True"

@@ -29,6 +29,8 @@ from xlinefed.api.models import (
     LABEL_KEY,
     VERSION,
     ConsensusStatus,
+    XlineBackupSpec,
+    XlineBackupStatus,
     XlineClusterSpec,
     XlineFederationSpec,
 )
@@ -497,6 +499,7 @@ class CrdInfo:
     description: str
     columns: tuple[dict[str, Any], ...]
     rules: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict)
+    status_model: type[BaseModel] = ConsensusStatus
 
     @property
     def name(self) -> str:
@@ -555,6 +558,26 @@ CRDS: tuple[CrdInfo, ...] = (
         ),
         rules=_cluster_rules(),
     ),
+    CrdInfo(
+        kind="XlineBackup",
+        plural="xlinebackups",
+        singular="xlinebackup",
+        short_names=("xbk",),
+        spec_model=XlineBackupSpec,
+        status_model=XlineBackupStatus,
+        description=(
+            "One on-demand backup of a federation (member tier), taken by the member "
+            "operator of the XlineCluster it names and streamed to S3-compatible storage."
+        ),
+        columns=(
+            _column("Cluster", ".spec.cluster"),
+            _column("Phase", ".status.phase"),
+            _column("Revision", ".status.revision", "integer"),
+            _column("Size", ".status.sizeBytes", "integer"),
+            _column("URI", ".status.uri", priority=1),
+            _column("Age", ".metadata.creationTimestamp", "date"),
+        ),
+    ),
 )
 
 
@@ -571,7 +594,7 @@ def _node(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
 def crd(info: CrdInfo) -> dict[str, Any]:
     """The CustomResourceDefinition manifest for one kind."""
     spec = structural_schema(info.spec_model)
-    status = structural_schema(ConsensusStatus)
+    status = structural_schema(info.status_model)
     status["description"] = "Observed state, written by the operator."
     root: dict[str, Any] = {
         "type": "object",

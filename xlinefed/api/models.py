@@ -728,6 +728,66 @@ class XlineCluster(_Resource):
         return self
 
 
+class BackupRunPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class XlineBackupSpec(Model):
+    """One backup, taken now, of the federation an XlineCluster in this namespace belongs to."""
+
+    cluster: Dns1123Label = Field(
+        description="The XlineCluster (in this namespace) whose federation is backed up; "
+        "the operator of its member cluster takes the backup."
+    )
+    destination: BackupDestination | None = Field(
+        default=None,
+        description="Where it goes; default: the XlineCluster's spec.backup.destination.",
+    )
+
+
+class XlineBackupStatus(Model):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+    phase: BackupRunPhase = BackupRunPhase.PENDING
+    uri: str | None = Field(default=None, description="s3://bucket/key of the backup.")
+    size_bytes: int | None = None
+    sha256: str | None = None
+    revision: int | None = Field(
+        default=None, description="Every write at or below this revision is in the backup."
+    )
+    member: str | None = Field(default=None, description="The member it was taken from.")
+    started_at: str | None = Field(default=None, description="RFC 3339.")
+    completed_at: str | None = Field(default=None, description="RFC 3339.")
+    duration_seconds: float | None = None
+    attempts: int = 0
+    message: str | None = Field(default=None, description="Why it failed, or what it waits for.")
+
+
+class XlineBackup(Model):
+    """An on-demand backup (member tier): created by a user, run once by the member
+    operator, its outcome recorded in status. Deleting it keeps the object in the store."""
+
+    KIND: ClassVar[str] = "XlineBackup"
+    api_version: Literal["xlinefed.io/v1alpha1"] = API_VERSION  # type: ignore[assignment]
+    kind: Literal["XlineBackup"] = "XlineBackup"
+    metadata: ObjectMeta
+    spec: XlineBackupSpec
+    status: XlineBackupStatus | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+
 def spec_hash(spec: ConsensusTemplate) -> str:
     """A short, stable hash of a spec, as both tiers parse it."""
     payload = json.dumps(spec.model_dump(mode="json"), sort_keys=True)

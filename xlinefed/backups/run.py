@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,21 +48,26 @@ class Target:
     endpoint: str | None = None
     region: str | None = None
     credentials_file: str | None = None
+    #: (access key id, secret access key), as a Kubernetes Secret gives them.
+    access_keys: tuple[str, str] | None = field(default=None, repr=False)
 
     @classmethod
-    def of(cls, destination: BackupDestination) -> Target:
+    def of(
+        cls, destination: BackupDestination, access_keys: tuple[str, str] | None = None
+    ) -> Target:
         return cls(
             destination.bucket,
             destination.prefix,
             destination.endpoint,
             destination.region,
             destination.credentials_file,
+            access_keys,
         )
 
     def with_uri(self, uri: str) -> Target:
         """This target with bucket and prefix from `s3://bucket/prefix` (`--to`)."""
         bucket, prefix = policy.parse_uri(uri)
-        return Target(bucket, prefix, self.endpoint, self.region, self.credentials_file)
+        return replace(self, bucket=bucket, prefix=prefix)
 
     def store(self) -> ObjectStore:
         return ObjectStore(
@@ -70,6 +75,7 @@ class Target:
             endpoint=self.endpoint,
             region=self.region,
             credentials_file=self.credentials_file,
+            access_keys=self.access_keys,
         )
 
 
@@ -303,7 +309,7 @@ async def fetch_verified(
     A missing checksum, another engine, a size or sha256 that does not match, or a
     revision above `revision` is refused with RestoreError (and `path` removed)."""
     bucket, key = policy.parse_uri(uri)
-    store = Target(bucket, "", target.endpoint, target.region, target.credentials_file).store()
+    store = replace(target, bucket=bucket, prefix="").store()
     key = await resolve(store, bucket, key, revision)
     full = f"s3://{bucket}/{key}"
     info = await store.head(key)

@@ -94,6 +94,7 @@ class ObjectStore:
         endpoint: str | None = None,
         region: str | None = None,
         credentials_file: str | None = None,
+        access_keys: tuple[str, str] | None = None,
         part_size: int = PART_SIZE,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
@@ -115,7 +116,12 @@ class ObjectStore:
                     "shared-credentials file there ([default] aws_access_key_id = ...)"
                 )
             core.set_config_variable("credentials_file", credentials_file)
-        session = boto3.Session(botocore_session=core, region_name=region or "us-east-1")
+        keys = (
+            {"aws_access_key_id": access_keys[0], "aws_secret_access_key": access_keys[1]}
+            if access_keys
+            else {}
+        )
+        session = boto3.Session(botocore_session=core, region_name=region or "us-east-1", **keys)
         self._client = session.client(
             "s3",
             endpoint_url=endpoint,

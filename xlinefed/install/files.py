@@ -10,7 +10,7 @@ import yaml
 
 from xlinefed.api import crds
 from xlinefed.install.karmada import interpreter_customization
-from xlinefed.install.names import KUBECONFIG_SECRET, Doc
+from xlinefed.install.names import FEDERATION_KINDS, KUBECONFIG_SECRET, MEMBER_KINDS, Doc
 from xlinefed.install.rbac import federation_rules, member_rules
 from xlinefed.install.tiers import (
     federation_karmada_manifests,
@@ -85,10 +85,12 @@ def rendered_files() -> dict[str, str]:
     for filename, text in crd_texts.items():
         files[f"crds/{filename}"] = text
     # The charts ship the same CRDs in their crds/ directories (helm installs, never deletes).
-    cluster_file = next(info.filename for info in crds.CRDS if info.kind == "XlineCluster")
-    files[f"charts/xlinefed-member/crds/{cluster_file}"] = crd_texts[cluster_file]
+    by_kind = {info.kind: info.filename for info in crds.CRDS}
+    for kind in MEMBER_KINDS:
+        files[f"charts/xlinefed-member/crds/{by_kind[kind]}"] = crd_texts[by_kind[kind]]
+    for kind in FEDERATION_KINDS:
+        files[f"charts/xlinefed-federation/crds/{by_kind[kind]}"] = crd_texts[by_kind[kind]]
     for filename, text in crd_texts.items():
-        files[f"charts/xlinefed-federation/crds/{filename}"] = text
         # The CRD chart holds them as files its templates read, so that `helm upgrade`
         # upgrades them (crds/ is installed once and never touched again).
         files[f"charts/xlinefed-crds/files/{filename}"] = text

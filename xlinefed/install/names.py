@@ -34,6 +34,10 @@ def federation_operator_name(release: str = DEFAULT_RELEASE) -> str:
 #: Lease guards the work in its namespace, so two installs there must share one leader.
 MEMBER_OPERATOR = member_operator_name()
 FEDERATION_OPERATOR = federation_operator_name()
+#: The kinds each tier's API server serves: a member cluster runs XlineClusters and takes
+#: on-demand XlineBackups; Karmada holds the federations and the XlineClusters it places.
+MEMBER_KINDS = ("XlineCluster", "XlineBackup")
+FEDERATION_KINDS = ("XlineFederation", "XlineCluster")
 #: Secret (key `kubeconfig`) through which the federation operator reaches Karmada.
 KUBECONFIG_SECRET = "xlinefed-karmada-kubeconfig"
 METRICS_PORT = 8080

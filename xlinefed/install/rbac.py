@@ -36,12 +36,15 @@ def member_rules() -> list[Doc]:
     PodDisruptionBudgets: get, create, patch (server-side apply of the voters' budget).
     Secrets: get the ones spec.tls names (checked before use; the operator's own client
     certificate is read, never mounted); create and patch (server-side apply) the checked
-    copies the pods mount.
+    copies the pods mount, and read the one spec.backup.destination.credentialsSecret names.
+    XlineBackup: get/list/watch and patch (kopf's annotations), status patch.
     """
     return [
         _rule([GROUP], ["xlineclusters"], ["get", "list", "watch", "patch"]),
         _rule([GROUP], ["xlineclusters/status"], ["get", "patch"]),
         _rule([GROUP], ["xlineclusters/finalizers"], ["update"]),
+        _rule([GROUP], ["xlinebackups"], ["get", "list", "watch", "patch"]),
+        _rule([GROUP], ["xlinebackups/status"], ["get", "patch"]),
         _rule([""], ["pods"], ["create", "delete", "get", "list", "watch", "patch"]),
         _rule([""], ["persistentvolumeclaims"], ["create", "delete", "get", "list", "watch"]),
         _rule([""], ["services"], ["create"]),

@@ -8,8 +8,10 @@ from xlinefed.install.names import (
     DEFAULT_IMAGE,
     DEFAULT_NAMESPACE,
     DEFAULT_RELEASE,
+    FEDERATION_KINDS,
     KUBECONFIG_DIR,
     KUBECONFIG_SECRET,
+    MEMBER_KINDS,
     METRICS_PORT,
     Doc,
     federation_operator_name,
@@ -41,7 +43,7 @@ def member_manifests(
     `kubectl -n NS create configmap xlinefed-member-operator --from-literal=clusterId=ID`.
     """
     name = member_operator_name(release)
-    docs: list[Doc] = [namespace_object(namespace, name), crd_copy("XlineCluster")]
+    docs: list[Doc] = [namespace_object(namespace, name), *map(crd_copy, MEMBER_KINDS)]
     docs += rbac_objects(name, namespace, member_rules())
     if cluster_id is not None:
         docs.append(
@@ -87,8 +89,7 @@ def federation_karmada_manifests(
     name = federation_operator_name(release)
     docs: list[Doc] = [
         namespace_object(namespace, name),
-        crd_copy("XlineFederation"),
-        crd_copy("XlineCluster"),
+        *map(crd_copy, FEDERATION_KINDS),
     ]
     docs += rbac_objects(name, namespace, federation_rules())
     docs.append(

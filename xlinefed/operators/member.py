@@ -28,6 +28,7 @@ from xlinefed.api.validation import SpecError
 from xlinefed.consensus.client import ChannelPool, ClientTLS
 from xlinefed.executor import Executor, Outcome
 from xlinefed.logs import get_logger
+from xlinefed.operators import backups as _backups  # noqa: F401  (registers XlineBackup handlers)
 from xlinefed.operators import metrics, wakeups
 from xlinefed.operators.run import api_client
 from xlinefed.operators.settings import MemberOperatorSettings

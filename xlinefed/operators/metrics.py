@@ -37,3 +37,17 @@ FEDERATION_WRITES = Counter(
 FEDERATION_CLUSTERS = Gauge(
     "xlinefed_federation_clusters", "Member clusters a federation is placed in.", ["resource"]
 )
+
+BACKUPS = Counter(
+    "xlinefed_backups_total", "On-demand backups (XlineBackup) finished, by outcome.", ["outcome"]
+)
+BACKUP_SECONDS = Histogram(
+    "xlinefed_backup_duration_seconds",
+    "Time to take a successful backup, retries included.",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+)
+BACKUP_BYTES = Gauge(
+    "xlinefed_backup_size_bytes",
+    "Size of the last successful backup, by XlineCluster.",
+    ["cluster"],
+)
