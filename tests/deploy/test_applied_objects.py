@@ -79,6 +79,15 @@ def test_the_status_patch_clears_what_ended() -> None:
     assert patch["currentStep"] == {"kind": "Wait", "reason": ""}
 
 
+def test_the_status_patch_leaves_the_backup_schedules_field_alone() -> None:
+    """status.backup is written by the backup schedule's daemon; a reconcile pass that
+    sent it as null (or as what it read before) would wipe or rewind the last backup."""
+    from xlinefed.api.models import BackupStatus, ConsensusStatus
+
+    assert "backup" not in objects.status_patch(ConsensusStatus())
+    assert "backup" not in objects.status_patch(ConsensusStatus(backup=BackupStatus(kept=2)))
+
+
 def test_role_labels_follow_the_member_list() -> None:
     members = [
         MemberStatus(name="f-a-0", cluster="a", role=MemberRole.VOTER),

@@ -223,3 +223,53 @@ def test_a_store_that_is_down_is_retried_until_it_is_back(
 
 def status_phase(member1: KubeClient, name: str) -> str | None:
     return (member1.get(API, "XlineBackup", name, NAMESPACE).get("status") or {}).get("phase")
+
+
+def test_the_schedule_runs_from_the_member_operator_and_keeps_the_retention(
+    formed: MemberOperator, member1: KubeClient, store: ObjectStoreServer
+) -> None:
+    """spec.backup.schedule on Kubernetes: the member operator takes the scheduled runs
+    (state and lock in the federation's own store), prunes to the retention count, and
+    the XlineCluster's status.backup shows the last one."""
+    destination = {
+        "bucket": BUCKET,
+        "prefix": "scheduled",
+        "endpoint": store.endpoint,
+        "credentialsSecret": "s3-keys",
+    }
+    name = f"{NAME}-member1"
+    member1.patch(
+        API,
+        "XlineCluster",
+        name,
+        {
+            "spec": {
+                "backup": {
+                    "schedule": "@every 3s",
+                    "retention": {"count": 2},
+                    "destination": destination,
+                }
+            }
+        },
+        NAMESPACE,
+    )
+    try:
+        seen: set[str] = set()
+
+        def three_runs() -> dict[str, Any] | None:
+            backup = (member1.get(API, "XlineCluster", name, NAMESPACE).get("status") or {}).get(
+                "backup"
+            ) or {}
+            if backup.get("lastUri"):
+                seen.add(backup["lastUri"])
+            return backup if len(seen) >= 3 and backup.get("kept") == 2 else None
+
+        backup = wait_until(three_runs, timeout=120, what="three scheduled backups, two kept")
+    finally:
+        member1.patch(API, "XlineCluster", name, {"spec": {"backup": None}}, NAMESPACE)
+    assert backup["lastUri"].startswith(f"s3://{BUCKET}/scheduled/{NAME}/")
+    assert backup["consecutiveFailures"] == 0 and backup["nextRun"]
+    assert backup["lastMember"] in {member_name(NAME, "member1", i) for i in range(3)}
+    wait_until(
+        lambda: "BackupSucceeded" in events(member1, name), timeout=30, what="a scheduled Event"
+    )

@@ -1,6 +1,13 @@
-"""On-demand backups in a member cluster: an `XlineBackup` names an XlineCluster of this
-namespace; the member operator of that cluster takes the backup once and records the
-outcome in the XlineBackup's status, an Event and a metric.
+"""Backups in a member cluster.
+
+On demand: an `XlineBackup` names an XlineCluster of this namespace; the member operator
+of that cluster takes the backup once and records the outcome in the XlineBackup's
+status, an Event and a metric.
+
+Scheduled: `spec.backup.schedule` is shared by every member cluster of the federation
+(`backups.schedule.shared_pass`: state and lock in the federation's own store); each
+member operator looks at it, the first to find it due takes it, and every XlineCluster's
+`status.backup` shows the federation's last backup, whichever cluster took it.
 
 The backup itself is `backups.run.take_backup`, as locally: one healthy member chosen
 (a follower in a cluster other than the leader's when there is one), its snapshot streamed
@@ -33,8 +40,11 @@ from xlinefed.api.models import (
     XlineCluster,
 )
 from xlinefed.api.validation import SpecError
+from xlinefed.backups import schedule
 from xlinefed.backups.run import BackupError, BackupResult, MemberAddress, Target, take_backup
 from xlinefed.backups.store import StoreError
+from xlinefed.consensus.client import ConsensusClient
+from xlinefed.consensus.errors import ConsensusError
 from xlinefed.logs import get_logger
 from xlinefed.operators import metrics
 from xlinefed.operators.settings import MemberOperatorSettings
@@ -228,3 +238,91 @@ async def take(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     ):
         return  # taken once; a new backup is a new object
     await run(memo.api, backup, settings.cluster_id, body)
+
+
+# --------------------------------------------------------------------------- scheduled
+
+
+def _mine(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
+    return bool(body.get("spec", {}).get("clusterId") == memo.settings.cluster_id)
+
+
+def _members(cluster: XlineCluster) -> list[MemberAddress]:
+    return [MemberAddress(m.name, m.cluster, m.client_url) for m in desired_members(cluster)]
+
+
+async def schedule_pass(api: Any, body: kopf.Body, memo: kopf.Memo) -> float:
+    """One look at the shared schedule from this cluster; returns seconds to wait."""
+    if (leadership := memo.get("leadership")) is not None and not leadership.held():
+        return schedule.SHARED_POLL  # the leading replica looks
+    try:
+        cluster = load_cluster(dict(body))
+    except SpecError:
+        return schedule.SHARED_POLL  # the reconcile loop reports it
+    spec = cluster.spec.backup
+    if spec is None or spec.schedule is None or not (body.get("status") or {}).get("formed"):
+        return schedule.SHARED_POLL  # nothing scheduled, or nothing to back up yet
+    field = "spec.backup.destination"
+    try:
+        keys = await _access_keys(api, cluster.namespace, spec.destination, field)
+    except BackupRefused as refused:
+        _warn_once(memo, body, str(refused))
+        return schedule.SHARED_POLL
+    cluster_tls = await tls.read(api, cluster, datetime.datetime.now(datetime.UTC))
+    operator_tls = cluster_tls.operator if cluster_tls else None
+    members = _members(cluster)
+    async with ConsensusClient([m.client_url for m in members], tls=operator_tls) as client:
+        looked = await schedule.shared_pass(
+            client,
+            holder=f"member-{memo.settings.cluster_id}",
+            federation=cluster.spec.federation,
+            engine=cluster.spec.engine,
+            version=cluster.spec.version,
+            spec=spec,
+            members=members,
+            target=Target.of(spec.destination, keys),
+            tls=operator_tls,
+        )
+    shown = looked.state.status()
+    if (body.get("status") or {}).get("backup") != shown.to_wire():
+        # Every field, unset ones as null: an error that ended is cleared.
+        whole = shown.model_dump(mode="json", by_alias=True)
+        await objects.patch_status(
+            api, CLUSTERS, cluster.namespace, cluster.name, {"backup": whole}
+        )
+    if (result := looked.result) is not None:
+        metrics.BACKUPS.labels("ok").inc()
+        metrics.BACKUP_SECONDS.observe(result.duration)
+        metrics.BACKUP_BYTES.labels(cluster.name).set(result.size)
+        kopf.info(
+            body,
+            reason="BackupSucceeded",
+            message=f"scheduled: {result.uri}, {result.size} bytes at revision "
+            f"{result.revision} from {result.member}; {result.kept} kept",
+        )
+    elif looked.error is not None:
+        metrics.BACKUPS.labels("failed").inc()
+        kopf.warn(body, reason="BackupFailed", message=f"scheduled: {looked.error}")
+    return looked.wait
+
+
+def _warn_once(memo: kopf.Memo, body: kopf.Body, message: str) -> None:
+    seen: dict[str, str] = memo.setdefault("backup_warnings", {})
+    key = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
+    if seen.get(key) != message:
+        seen[key] = message
+        log.warning("scheduled backup refused", resource=key, error=message)
+        kopf.warn(body, reason="BackupFailed", message=message)
+
+
+@kopf.daemon(GROUP, VERSION, CLUSTERS, when=_mine, cancellation_timeout=10.0)
+async def backup_schedule(
+    stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    while not stopped:
+        try:
+            delay = await schedule_pass(memo.api, body, memo)
+        except (ConsensusError, KubernetesError, tls.CertificatesInvalid) as error:
+            log.warning("backup schedule pass failed", error=str(error))
+            delay = schedule.SHARED_POLL
+        await stopped.wait(max(delay, 0.2))

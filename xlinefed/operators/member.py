@@ -226,6 +226,8 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
         update={
             "endpoints": [*status.endpoints, manifests.client_endpoint(resource)],
             "warnings": warnings,
+            # The backup schedule's own (operators/backups.py); never patched from here.
+            "backup": previous.backup,
             "security": SecurityStatus(
                 tls=cluster_tls is not None,
                 ca_fingerprint=cluster_tls.ca_fingerprint if cluster_tls else None,

@@ -318,14 +318,21 @@ async def wait_deleted(
                 await stream.close()
 
 
+#: Status fields another writer owns: `backup` is the backup schedule's (its daemon runs
+#: beside the reconcile loop), so a reconcile pass neither clears nor rewinds it.
+OWNED_ELSEWHERE = frozenset({"backup"})
+
+
 def status_patch(status: ConsensusStatus) -> dict[str, Any]:
     """The whole status as a merge patch: every field the model has and this status
     leaves unset is sent as null, so a leader, step or warning that ended is removed
-    rather than left standing beside the new truth."""
+    rather than left standing beside the new truth (fields in OWNED_ELSEWHERE excepted)."""
     document: dict[str, Any] = {
         field.alias or name: None for name, field in ConsensusStatus.model_fields.items()
     }
     document.update(status.to_wire())
+    for name in OWNED_ELSEWHERE:
+        document.pop(name, None)
     return document
 
 

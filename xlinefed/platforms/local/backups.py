@@ -21,14 +21,14 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from xlinefed.api.engines import Engine
-from xlinefed.api.models import BackupStatus, XlineFederation
-from xlinefed.backups import policy
+from xlinefed.api.models import XlineFederation
+from xlinefed.backups import schedule
 from xlinefed.backups.run import (
     BackupError,
     BackupResult,
@@ -50,33 +50,13 @@ from xlinefed.platforms.local.state import FederationDir, read_json, write_atomi
 log = get_logger(__name__)
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(value: str | None) -> datetime | None:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if value else None
+_rfc3339 = schedule.rfc3339
+_parse = schedule.parse_time
 
 
 @dataclass
-class BackupState:
-    """backup.json: what the backups last did, and when the schedule last ran."""
-
-    last_success: str | None = None
-    last_uri: str | None = None
-    last_size_bytes: int | None = None
-    last_duration_seconds: float | None = None
-    last_revision: int | None = None
-    last_member: str | None = None
-    last_failure: str | None = None
-    last_error: str | None = None
-    consecutive_failures: int = 0
-    #: Start of the last run the schedule made (its next run counts from here).
-    last_scheduled_run: str | None = None
-    next_run: str | None = None
-    #: The schedule `next_run` was computed for (a changed schedule plans afresh).
-    planned_for: str | None = None
-    kept: int | None = None
+class BackupState(schedule.BackupState):
+    """backup.json: the schedule's state (`schedule.BackupState`), kept in a file."""
 
     @classmethod
     def read(cls, directory: FederationDir) -> BackupState:
@@ -85,11 +65,7 @@ class BackupState:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def write(self, directory: FederationDir) -> None:
-        write_atomic(backup_state_path(directory), json.dumps(asdict(self), indent=2))
-
-    def status(self) -> BackupStatus:
-        internal = {"last_scheduled_run", "planned_for"}
-        return BackupStatus(**{k: v for k, v in asdict(self).items() if k not in internal})
+        write_atomic(backup_state_path(directory), self.to_json())
 
 
 def backup_state_path(directory: FederationDir) -> Path:
@@ -160,32 +136,9 @@ def target_of(federation: XlineFederation, to: str | None) -> Target:
     return base
 
 
-def _record_success(state: BackupState, result: BackupResult) -> BackupState:
-    return replace(
-        state,
-        last_success=result.started_at,
-        last_uri=result.uri,
-        last_size_bytes=result.size,
-        last_duration_seconds=round(result.duration, 3),
-        last_revision=result.revision,
-        last_member=result.member,
-        consecutive_failures=0,
-        last_error=None,
-        kept=result.kept,
-    )
-
-
-def _record_failure(state: BackupState, error: Exception, now: datetime) -> BackupState:
-    return replace(
-        state,
-        last_failure=_rfc3339(now),
-        last_error=str(error),
-        consecutive_failures=state.consecutive_failures + 1,
-    )
-
-
-#: What a backup attempt may fail with; anything else is a bug and propagates.
-FAILURES = (BackupError, StoreError, RestoreError, OSError, ValueError)
+_record_success = schedule.record_success
+_record_failure = schedule.record_failure
+FAILURES = schedule.FAILURES
 
 
 async def backup_now(
@@ -261,17 +214,7 @@ async def backup_now(
 
 def due(federation: XlineFederation, state: BackupState, now: datetime) -> datetime | None:
     """When the schedule's next attempt is due (None: no schedule)."""
-    spec = federation.spec.backup
-    if spec is None or spec.schedule is None:
-        return None
-    return policy.next_attempt(
-        spec.schedule,
-        last_run=_parse(state.last_scheduled_run),
-        last_failure=_parse(state.last_failure),
-        failures=state.consecutive_failures,
-        now=now,
-        planned=_parse(state.next_run) if state.planned_for == spec.schedule else None,
-    )
+    return schedule.due(federation.spec.backup, state, now)
 
 
 def _plan(directory: FederationDir, schedule: str | None, when: datetime | None) -> None:
