@@ -490,6 +490,25 @@ CASES = [
         kind="XlineCluster",
     ),
     Case(
+        "XlineCluster root password with TLS off",
+        _cluster_obj(tls={"enabled": False, "rootPasswordSecretRef": "root"}),
+        "spec.tls.enabled",
+        "set enabled: true to use the secrets",
+        crd="spec.tls.enabled: is false but a secret is named",
+        kind="XlineCluster",
+    ),
+    Case(
+        "XlineCluster auth on xline",
+        _cluster_obj(
+            engine="xline",
+            version="0.7.0",
+            tls={"peerSecretRef": "peer", "rootPasswordSecretRef": "root"},
+        ),
+        "spec.tls.rootPasswordSecretRef",
+        "Xline's auth needs its RSA key pair",
+        kind="XlineCluster",
+    ),
+    Case(
         "engine arg that spec.tls sets",
         federation(engineArgs={"peer-cert-file": "/etc/x.crt"}),
         "spec.engineArgs.peer-cert-file",

@@ -185,6 +185,8 @@ def test_mutual_tls_from_secrets_rotation_and_bad_secrets(
         assert status["security"]["tls"] is True
         assert status["security"]["caFingerprint"] == certificates.fingerprint(ca.cert)
         assert not any(w.startswith("plain text:") for w in status.get("warnings", []))
+        # No spec.tls.rootPasswordSecretRef: the status says auth is off, and how to fix it.
+        assert any("auth is off" in w for w in status.get("warnings", [])), status
         assert all(e.startswith("https://") for e in status["endpoints"])
         voters, learners, leaders, _ = consensus_view(endpoints(3), tls=app_tls)
         assert len(voters) == 3 and not learners and len(leaders) == 1

@@ -142,3 +142,52 @@ def test_the_copies_hold_only_the_checked_contents_and_belong_to_the_cluster() -
     copy = manifests.tls_copy(resource, "peer", found.served["peer"])
     assert copy["type"] == "kubernetes.io/tls" and set(copy["data"]) == set(manifests.TLS_KEYS)
     assert copy["metadata"]["ownerReferences"][0]["kind"] == "XlineCluster"
+
+
+# --- auth ----------------------------------------------------------------------------------
+
+
+def _auth_secrets(ca: certificates.Issued, operator_cn: str = "operator") -> dict[str, Any]:
+    operator = certificates.issue(ca, operator_cn, names=[], now=NOW, days=90)
+    return {
+        "peer": _secret(ca, [WILDCARD]),
+        "ops": {"tls.crt": operator.cert, "tls.key": operator.key, "ca.crt": ca.cert},
+        "root": {"password": b"s3cret"},
+    }
+
+
+def test_auth_reads_the_root_password_and_needs_the_operator_cn() -> None:
+    ca = certificates.new_authority("ca", now=NOW, days=365)
+    resource = _cluster(peerSecretRef="peer", operatorSecretRef="ops", rootPasswordSecretRef="root")
+    found = tls.check(resource, _auth_secrets(ca), NOW)
+    assert found is not None and found.root_password == "s3cret"
+    # Without rootPasswordSecretRef nothing asks for a password or a CN.
+    plain = tls.check(
+        _cluster(peerSecretRef="peer", operatorSecretRef="ops"), _auth_secrets(ca, "x"), NOW
+    )
+    assert plain is not None and plain.root_password is None
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"root": None}, "Secret root: not found in namespace ns (spec.tls.rootPasswordSecretRef)"),
+        ({"root": {"other": b"x"}}, "Secret root: has no password"),
+        (
+            {"operator_cn": "member"},
+            "Secret ops: with auth on the operators' certificate must have CN operator "
+            "(it has member)",
+        ),
+    ],
+)
+def test_auth_refuses_a_missing_password_or_another_cn(
+    change: dict[str, Any], expected: str
+) -> None:
+    ca = certificates.new_authority("ca", now=NOW, days=365)
+    secrets = _auth_secrets(ca, change.get("operator_cn", "operator"))
+    if "root" in change:
+        secrets["root"] = change["root"]
+    resource = _cluster(peerSecretRef="peer", operatorSecretRef="ops", rootPasswordSecretRef="root")
+    with pytest.raises(tls.CertificatesInvalid) as refused:
+        tls.check(resource, secrets, NOW)
+    assert expected in str(refused.value)

@@ -408,7 +408,8 @@ def _shared_rules(prefix: str) -> dict[tuple[str, ...], list[dict[str, Any]]]:
                 "!has(self.enabled) || self.enabled || "
                 "((!has(self.peerSecretRef) || self.peerSecretRef == '') && "
                 "(!has(self.clientSecretRef) || self.clientSecretRef == '') && "
-                "(!has(self.operatorSecretRef) || self.operatorSecretRef == ''))",
+                "(!has(self.operatorSecretRef) || self.operatorSecretRef == '') && "
+                "(!has(self.rootPasswordSecretRef) || self.rootPasswordSecretRef == ''))",
                 f"{p}.tls.enabled: is false but a secret is named; set enabled: true to use "
                 "the secrets, or remove them",
             ),

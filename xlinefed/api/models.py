@@ -158,6 +158,16 @@ class TLSSpec(Model):
         "operators dial members with; default: clientSecretRef, else peerSecretRef. Its "
         "key and certificate are read through the API, never mounted.",
     )
+    root_password_secret_ref: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Kubernetes, etcd: a Secret with key `password` in every member "
+        "cluster's namespace, under this one name and with the same value. Naming it turns "
+        "auth on once the federation forms: the operator's certificate (CN `operator`) owns "
+        "the reserved /xlinefed/ prefix, a certificate with CN `client` reads and writes "
+        "every other key, and `root` (this password) is for breaking glass. Unset: any "
+        "certificate of the CA may write /xlinefed/ (the status warns).",
+    )
     certificate_validity_days: int = Field(
         default=90,
         ge=1,

@@ -229,12 +229,17 @@ def topology_problems(
     if (
         spec.tls is not None
         and not spec.tls.enabled
-        and (spec.tls.peer_secret_ref or spec.tls.client_secret_ref or spec.tls.operator_secret_ref)
+        and (
+            spec.tls.peer_secret_ref
+            or spec.tls.client_secret_ref
+            or spec.tls.operator_secret_ref
+            or spec.tls.root_password_secret_ref
+        )
     ):
         problems.append(
             Problem(
                 "spec.tls.enabled",
-                "is false but a secret is named (peer/client/operatorSecretRef)",
+                "is false but a secret is named (peer/client/operator/rootPasswordSecretRef)",
                 "set enabled: true to use the secrets, or remove them",
             )
         )
@@ -469,17 +474,28 @@ def cluster_problems(namespace: str, spec: XlineClusterSpec) -> list[Problem]:
 def kubernetes_tls_problems(spec: ConsensusTemplate) -> list[Problem]:
     """On Kubernetes certificates come only from Secrets: TLS on without one named would
     leave the members nothing to serve (local mode issues its own, so it has no such rule)."""
-    if spec.tls is None or not spec.tls.enabled or spec.tls.peer_secret_ref:
+    if spec.tls is None or not spec.tls.enabled:
         return []
-    return [
-        Problem(
-            "spec.tls.peerSecretRef",
-            "is required on Kubernetes when TLS is on",
-            "name a kubernetes.io/tls Secret with ca.crt present in every member cluster "
-            "(a cert-manager Certificate writes one; docs/security.md), or set "
-            "spec.tls.enabled: false",
+    problems = []
+    if not spec.tls.peer_secret_ref:
+        problems.append(
+            Problem(
+                "spec.tls.peerSecretRef",
+                "is required on Kubernetes when TLS is on",
+                "name a kubernetes.io/tls Secret with ca.crt present in every member cluster "
+                "(a cert-manager Certificate writes one; docs/security.md), or set "
+                "spec.tls.enabled: false",
+            )
         )
-    ]
+    if spec.tls.root_password_secret_ref and spec.engine is not Engine.ETCD:
+        problems.append(
+            Problem(
+                "spec.tls.rootPasswordSecretRef",
+                f"auth on Kubernetes is built for etcd only, not {spec.engine.value}",
+                "remove it (Xline's auth needs its RSA key pair, not distributed yet)",
+            )
+        )
+    return problems
 
 
 def warnings_for(clusters: Sequence[MemberClusterSpec]) -> list[str]:

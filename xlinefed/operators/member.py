@@ -25,7 +25,8 @@ from xlinefed.api.models import (
     spec_hash,
 )
 from xlinefed.api.validation import SpecError
-from xlinefed.consensus.client import ChannelPool, ClientTLS
+from xlinefed.consensus.auth import enable_auth
+from xlinefed.consensus.client import ChannelPool, ClientTLS, ConsensusClient
 from xlinefed.executor import Executor, Outcome
 from xlinefed.logs import get_logger
 from xlinefed.operators import backups as _backups  # noqa: F401  (registers XlineBackup handlers)
@@ -147,6 +148,39 @@ KUBERNETES_PLAIN_TEXT = plain_text_warning(
 )
 
 
+#: TLS without spec.tls.rootPasswordSecretRef: any certificate of the CA may write the
+#: reserved prefix, and so stop every operator by holding the membership lock.
+KUBERNETES_NO_AUTH = (
+    "auth is off: any client with a certificate of the CA can write /xlinefed/ (the "
+    "membership lock and the revision keys); name a Secret with a root password in "
+    "spec.tls.rootPasswordSecretRef and give the operators a certificate with CN operator "
+    "(docs/security.md)"
+)
+
+
+async def _auth_on(
+    previous: ConsensusStatus,
+    cluster_tls: tls.ClusterTLS | None,
+    formed: bool,
+    pool: ChannelPool,
+    endpoints: list[str],
+    resource: str,
+) -> bool:
+    """Whether auth is on after this pass: turned on once, when the federation has formed
+    and spec.tls names a root password (`consensus.auth.enable_auth`, idempotent, so two
+    clusters doing it at once, or a pass cut off half way, end the same)."""
+    if cluster_tls is None or cluster_tls.root_password is None:
+        return False
+    if previous.security is not None and previous.security.auth:
+        return True
+    if not formed:
+        return False
+    async with ConsensusClient(endpoints, timeout=10.0, pool=pool) as client:
+        await enable_auth(client, cluster_tls.root_password)
+    log.info("auth enabled", resource=resource)
+    return True
+
+
 #: Members formed in plain text hold http peer URLs in the member list (and the other way
 #: round): switching TLS would make every member unreachable by the name it joined with.
 TLS_TOGGLE_REFUSED = (
@@ -186,13 +220,14 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
     if cluster_tls is not None and await tls.publish(api, resource, cluster_tls):
         log.info("certificates published to the members", resource=f"{namespace}/{name}")
     platform = KubernetesPlatform(api, resource, guard_image=settings.guard_image)
+    pool = await _channels(
+        memo, f"{namespace}/{name}", cluster_tls.operator if cluster_tls else None
+    )
     executor = Executor(
         platform,
         resource.spec.federation,
         holder_id=f"member-{cluster_id}",
-        channels=await _channels(
-            memo, f"{namespace}/{name}", cluster_tls.operator if cluster_tls else None
-        ),
+        channels=pool,
         may_act=leadership.check if leadership is not None else None,
     )
     desired = desired_from(resource, scope=frozenset({cluster_id}))
@@ -220,8 +255,18 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
         client_url=platform.client_url,
     )
     warnings = status.warnings
+    auth = await _auth_on(
+        previous,
+        cluster_tls,
+        status.formed,
+        pool,
+        [platform.client_url(m.name) for m in status.members if m.role],
+        f"{namespace}/{name}",
+    )
     if cluster_tls is None:
         warnings = [*warnings, KUBERNETES_PLAIN_TEXT]
+    elif not auth:
+        warnings = [*warnings, KUBERNETES_NO_AUTH]
     status = status.model_copy(
         update={
             "endpoints": [*status.endpoints, manifests.client_endpoint(resource)],
@@ -230,6 +275,7 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
             "backup": previous.backup,
             "security": SecurityStatus(
                 tls=cluster_tls is not None,
+                auth=auth,
                 ca_fingerprint=cluster_tls.ca_fingerprint if cluster_tls else None,
                 certificates_expire=(
                     cluster_tls.expires.strftime("%Y-%m-%dT%H:%M:%SZ") if cluster_tls else None

@@ -20,6 +20,8 @@ from kubernetes_asyncio import client
 
 from xlinefed.api.models import XlineCluster
 from xlinefed.certificates import CertificateError, check_pair, fingerprint
+from xlinefed.certificates import read as read_certificate
+from xlinefed.consensus.auth import OPERATOR_USER
 from xlinefed.consensus.client import ClientTLS
 from xlinefed.platforms.kubernetes import manifests
 from xlinefed.platforms.kubernetes.objects import (
@@ -30,6 +32,9 @@ from xlinefed.platforms.kubernetes.objects import (
     translated,
 )
 from xlinefed.topology import desired_members
+
+#: The key of the Secret spec.tls.rootPasswordSecretRef names.
+PASSWORD_KEY = "password"
 
 
 class CertificatesInvalid(Exception):
@@ -46,6 +51,8 @@ class ClusterTLS:
     expires: datetime.datetime
     #: link -> the checked contents the pods mount (`manifests.served_links`).
     served: Mapping[str, SecretData]
+    #: root's password when spec.tls.rootPasswordSecretRef asks for auth, else None.
+    root_password: str | None = None
 
 
 SecretData = Mapping[str, bytes]
@@ -101,6 +108,32 @@ def check(
             check_pair(operator["tls.crt"], operator["tls.key"], served["ca.crt"], now=now)
         except CertificateError as error:
             problems.append(f"Secret {operator_secret}: members would refuse it: {error}")
+    root_password = None
+    if (password_secret := _password_secret(resource)) is not None:
+        data = secrets.get(password_secret)
+        if data is None:
+            problems.append(
+                f"Secret {password_secret}: not found in namespace {resource.namespace} "
+                "(spec.tls.rootPasswordSecretRef)"
+            )
+        elif not data.get(PASSWORD_KEY):
+            problems.append(
+                f"Secret {password_secret}: has no {PASSWORD_KEY} "
+                "(spec.tls.rootPasswordSecretRef; kubectl create secret generic "
+                f"{password_secret} --from-literal={PASSWORD_KEY}=...)"
+            )
+        else:
+            root_password = data[PASSWORD_KEY].decode()
+        if operator_secret in checked:
+            common_name = read_certificate(checked[operator_secret]["tls.crt"]).common_name
+            if common_name != OPERATOR_USER:
+                # With auth on the store takes the CN as the user: any other name would
+                # lock the operators out of their own store.
+                problems.append(
+                    f"Secret {operator_secret}: with auth on the operators' certificate must "
+                    f"have CN {OPERATOR_USER} (it has {common_name or 'none'}); issue it "
+                    f"with commonName: {OPERATOR_USER}"
+                )
     if problems:
         raise CertificatesInvalid("; ".join(problems))
     operator = checked[operator_secret]
@@ -111,7 +144,13 @@ def check(
         ca_fingerprint=fingerprint(checked[links["peer"]]["ca.crt"]),
         expires=min(expiries),
         served={link: checked[links[link]] for link in manifests.served_links(resource)},
+        root_password=root_password,
     )
+
+
+def _password_secret(resource: XlineCluster) -> str | None:
+    tls = resource.spec.tls
+    return tls.root_password_secret_ref or None if tls is not None else None
 
 
 async def _read_secret(api: client.ApiClient, namespace: str, name: str) -> SecretData | None:
@@ -132,6 +171,8 @@ async def read(
     if not links or operator_secret is None:
         return None
     names = dict.fromkeys([links["peer"], links["client"], operator_secret])
+    if (password_secret := _password_secret(resource)) is not None:
+        names[password_secret] = None
     secrets = {name: await _read_secret(api, resource.namespace, name) for name in names}
     return check(resource, secrets, now)
 
