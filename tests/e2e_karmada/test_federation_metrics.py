@@ -121,3 +121,30 @@ def test_the_federation_operator_serves_metrics(
     assert written is not None and written >= 4
     assert sample(text, "xlinefed_last_reconcile_error", resource) == 0.0
     assert karmada.get(API, "XlineCluster", "metered-member1", namespace)["spec"]["replicas"] == 1
+
+    # A spec the schema takes but the model refuses (auth on Kubernetes is etcd-only) is
+    # counted as an invalid pass, never as ok, and marks the resource's last pass failed.
+    karmada.create(
+        {
+            "apiVersion": API,
+            "kind": "XlineFederation",
+            "metadata": {"name": "refused", "namespace": namespace},
+            "spec": {
+                "engine": "xline",
+                "version": "0.7.0",
+                "tls": {"peerSecretRef": "peer", "rootPasswordSecretRef": "root"},
+                "clusters": [{"id": "member1", "replicas": 3}],
+            },
+        }
+    )
+    refused = f'resource="{namespace}/refused"'
+
+    def counted_invalid() -> str | None:
+        text = scrape(port)
+        if text is None or sample(text, "xlinefed_last_reconcile_error", refused) != 1.0:
+            return None
+        invalid = sample(text, "xlinefed_federation_passes_total", 'outcome="invalid"')
+        return text if invalid is not None and invalid >= 1 else None
+
+    wait_until(counted_invalid, timeout=60, what="the refused spec counted as an invalid pass")
+    assert karmada.get_or_none(API, "XlineCluster", "refused-member1", namespace) is None

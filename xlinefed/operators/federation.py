@@ -70,6 +70,11 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
     resource = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
     try:
         delay = await _reconcile(body, memo)
+    except _Refused as refused:
+        # Nothing was placed: not an ok pass, and not an error a retry could clear.
+        metrics.FEDERATION_PASSES.labels("invalid").inc()
+        metrics.LAST_ERROR.labels(resource).set(1)
+        return refused.delay
     except Exception:
         metrics.FEDERATION_PASSES.labels("error").inc()
         metrics.LAST_ERROR.labels(resource).set(1)
@@ -77,6 +82,13 @@ async def reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
     metrics.FEDERATION_PASSES.labels("ok").inc()
     metrics.LAST_ERROR.labels(resource).set(0)
     return delay
+
+
+class _Refused(Exception):
+    """The spec was refused this pass (status and an Event say why)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
 
 
 async def _reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
@@ -95,7 +107,7 @@ async def _reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
                 previous, problems, now_rfc3339(), body["metadata"].get("generation")
             )
             await objects.patch_status(api, PLURAL, namespace, name, objects.status_patch(refused))
-        return 10.0
+        raise _Refused(10.0) from None
     karmada = KarmadaObjects(api)
     generation = federation.metadata.generation
     try:

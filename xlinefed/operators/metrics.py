@@ -27,7 +27,9 @@ LEADER = Gauge(
 )
 
 FEDERATION_PASSES = Counter(
-    "xlinefed_federation_passes_total", "Federation reconcile passes, by outcome.", ["outcome"]
+    "xlinefed_federation_passes_total",
+    "Federation reconcile passes, by outcome: ok, error (retried), invalid (spec refused).",
+    ["outcome"],
 )
 FEDERATION_WRITES = Counter(
     "xlinefed_federation_objects_written_total",
