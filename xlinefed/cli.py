@@ -788,6 +788,46 @@ def member_guard(
     raise typer.Exit(guard(engine, data_dir, member, require_data=require_data))
 
 
+member_restore = typer.Typer(
+    help="Init containers of a member that starts from a backup (Kubernetes).",
+    no_args_is_help=True,
+    hidden=True,
+)
+app.add_typer(member_restore, name="member-restore")
+
+
+@member_restore.command("fetch")
+def member_restore_fetch(
+    uri: Annotated[str, typer.Option(help="s3://bucket/key, or s3://bucket/prefix/ (newest).")],
+    volume: Annotated[Path, typer.Option(help="The member's volume.")],
+    data_dir: Annotated[Path, typer.Option(help="The member's data directory.")],
+    member: Annotated[str, typer.Option(help="The member's name, for the messages.")],
+    engine: Annotated[Engine, typer.Option(help="etcd or xline.")] = Engine.ETCD,
+    revision: Annotated[int | None, typer.Option(help="The newest backup at or below it.")] = None,
+    endpoint: Annotated[str | None, typer.Option(help="The S3 endpoint URL.")] = None,
+    region: Annotated[str | None, typer.Option(help="The S3 region.")] = None,
+) -> None:
+    """Download the backup and verify it before the member's data is restored from it."""
+    from xlinefed.backups.run import Target
+    from xlinefed.platforms.member_restore import fetch
+
+    target = Target("", endpoint=endpoint, region=region)
+    raise typer.Exit(fetch(engine, uri, revision, target, volume, data_dir, member))
+
+
+@member_restore.command("finish")
+def member_restore_finish(
+    volume: Annotated[Path, typer.Option(help="The member's volume.")],
+    data_dir: Annotated[Path, typer.Option(help="The member's data directory.")],
+    member: Annotated[str, typer.Option(help="The member's name, for the messages.")],
+    engine: Annotated[Engine, typer.Option(help="etcd or xline.")] = Engine.ETCD,
+) -> None:
+    """Put the restored data in place (unless the member has data of its own)."""
+    from xlinefed.platforms.member_restore import finish
+
+    raise typer.Exit(finish(engine, volume, data_dir, member))
+
+
 render = typer.Typer(
     help="Print the manifests that install an operator tier.", no_args_is_help=True
 )

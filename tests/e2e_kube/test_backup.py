@@ -187,6 +187,76 @@ def test_a_backup_under_a_writer_restores_every_acknowledged_write(
     )
 
 
+def test_a_new_cluster_starts_from_a_backup_and_holds_every_key(
+    formed: MemberOperator, member1: KubeClient, store: ObjectStoreServer
+) -> None:
+    """spec.fromBackup on Kubernetes: each initial member's pod fetches and verifies the
+    backup, restores it with the engine's own tool under the new member list, and the new
+    cluster forms on it: every key of the backup reads back, under a new cluster id."""
+
+    async def write() -> dict[str, str]:
+        async with ConsensusClient(endpoints(), timeout=5.0) as client:
+            keys = {f"/restore/{i:04d}": f"v{i}" for i in range(200)}
+            for key, value in keys.items():
+                await client.put(key, value)
+            return keys
+
+    keys = asyncio.run(write())
+    member1.create(backup("for-restore"))
+    status = finished(member1, "for-restore", formed)
+    assert status["phase"] == "Succeeded", status
+    restored_name = "rfed"
+    destination = {"bucket": BUCKET, "endpoint": store.endpoint, "credentialsSecret": "s3-keys"}
+    member1.apply(
+        xline_cluster(
+            restored_name,
+            NAMESPACE,
+            3,
+            fromBackup={"uri": status["uri"]},
+            backup={"destination": destination},
+        )
+    )
+    restored = [
+        member_url(restored_name, NAMESPACE, member_name(restored_name, "member1", i))
+        for i in range(3)
+    ]
+    try:
+        wait_until(
+            lambda: (
+                consensus_view(restored)[0]
+                == {member_name(restored_name, "member1", i) for i in range(3)}
+            ),
+            timeout=180,
+            what="the restored cluster formed with three voters",
+        )
+
+        async def read() -> tuple[dict[str, str | None], set[int], set[int]]:
+            async with ConsensusClient(restored, timeout=5.0) as client:
+                values = {}
+                for key in keys:
+                    found = await client.get(key)
+                    values[key] = found.value.decode() if found else None
+                new_ids = {m.id for m in await client.member_list()}
+            async with ConsensusClient(endpoints(), timeout=5.0) as client:
+                old_ids = {m.id for m in await client.member_list()}
+            return values, new_ids, old_ids
+
+        values, new_ids, old_ids = asyncio.run(read())
+        assert values == keys, [k for k in keys if values[k] != keys[k]][:5]
+        # Its own members under the new member list, not the backup's.
+        assert len(new_ids) == 3 and not new_ids & old_ids
+    finally:
+        member1.delete(API, "XlineCluster", f"{restored_name}-member1", NAMESPACE)
+        wait_until(
+            lambda: (
+                member1.get_or_none(API, "XlineCluster", f"{restored_name}-member1", NAMESPACE)
+                is None
+            ),
+            timeout=120,
+            what="the restored XlineCluster deleted",
+        )
+
+
 def test_a_secret_without_the_keys_fails_at_once_naming_the_field(
     formed: MemberOperator, member1: KubeClient, store: ObjectStoreServer
 ) -> None:

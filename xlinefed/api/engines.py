@@ -151,6 +151,10 @@ class EngineProfile:
     tls_args: tuple[str, ...] = ()
     #: More flags a member with TLS gets, on the releases that know them.
     tls_versioned_args: tuple[VersionedArgs, ...] = ()
+    #: The command that restores a snapshot into a data directory, by release (etcd:
+    #: `etcdctl snapshot restore` until 3.4, `etcdutl snapshot restore` from 3.5, where
+    #: etcdctl's is deprecated and 3.6 drops it); empty where a pod cannot restore yet.
+    restore_tools: tuple[VersionedArgs, ...] = ()
     #: A federation whose spec.tls is omitted runs with TLS (local mode). Off while an
     #: engine's TLS has not passed every suite here (Xline: no binary in CI, issue 10;
     #: etcd: see its entry); `spec.tls.enabled: true` asks for it regardless.
@@ -218,6 +222,10 @@ ENGINES: dict[Engine, EngineProfile] = {
         # partition tests of the chaos suite failed in our runs (docs/security.md); the
         # default flips once they pass.
         tls_by_default=False,
+        restore_tools=(
+            VersionedArgs(("etcdctl",), until=(3, 4)),
+            VersionedArgs(("etcdutl",), since=(3, 5)),
+        ),
         # etcd serves /health and /metrics on extra URLs without TLS (kubeadm probes its
         # etcd so, on 2381).
         plain_health_args=("--listen-metrics-urls=http://0.0.0.0:{port}",),
@@ -262,6 +270,12 @@ ENGINES: dict[Engine, EngineProfile] = {
         ),
     ),
 }
+
+
+def restore_tool(engine: Engine, version: str) -> str | None:
+    """The command that restores a snapshot for this release, or None."""
+    tools = [v.args[0] for v in profile(engine).restore_tools if v.applies(version)]
+    return tools[0] if tools else None
 
 
 def profile(engine: Engine) -> EngineProfile:

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from cronsim import CronSim, CronSimError
 
-from xlinefed.api.engines import Engine, profile
+from xlinefed.api.engines import Engine, profile, restore_tool
 from xlinefed.api.models import (
     DNS1123_LABEL,
     LABEL_KEY,
@@ -467,16 +467,17 @@ def cluster_problems(namespace: str, spec: XlineClusterSpec) -> list[Problem]:
         + topology_problems(spec.federation, namespace, spec, spec.clusters)
         + backup_problems(spec)
         + pod_template_problems(spec)
-        + kubernetes_tls_problems(spec)
+        + kubernetes_problems(spec)
     )
 
 
-def kubernetes_tls_problems(spec: ConsensusTemplate) -> list[Problem]:
-    """On Kubernetes certificates come only from Secrets: TLS on without one named would
-    leave the members nothing to serve (local mode issues its own, so it has no such rule)."""
+def kubernetes_problems(spec: ConsensusTemplate) -> list[Problem]:
+    """What only Kubernetes refuses: TLS on without a Secret named would leave the members
+    nothing to serve (local mode issues its own certificates); a restore needs the
+    engine's restore tool in its image."""
+    problems = _kubernetes_restore_problems(spec)
     if spec.tls is None or not spec.tls.enabled:
-        return []
-    problems = []
+        return problems
     if not spec.tls.peer_secret_ref:
         problems.append(
             Problem(
@@ -496,6 +497,18 @@ def kubernetes_tls_problems(spec: ConsensusTemplate) -> list[Problem]:
             )
         )
     return problems
+
+
+def _kubernetes_restore_problems(spec: ConsensusTemplate) -> list[Problem]:
+    if spec.from_backup is None or restore_tool(spec.engine, spec.version) is not None:
+        return []
+    return [
+        Problem(
+            "spec.fromBackup",
+            f"a pod cannot restore {spec.engine.value} {spec.version} yet",
+            "restore it locally (`xlinefed local up --from-backup`), or remove spec.fromBackup",
+        )
+    ]
 
 
 def warnings_for(clusters: Sequence[MemberClusterSpec]) -> list[str]:

@@ -15,7 +15,7 @@ import kopf
 from xlinefed.api import conditions
 from xlinefed.api.loading import parse
 from xlinefed.api.models import API_VERSION, GROUP, VERSION, ConsensusStatus, XlineFederation
-from xlinefed.api.validation import SpecError, kubernetes_tls_problems
+from xlinefed.api.validation import SpecError, kubernetes_problems
 from xlinefed.logs import get_logger
 from xlinefed.operators import metrics, wakeups
 from xlinefed.operators.run import api_client
@@ -97,7 +97,7 @@ async def _reconcile(body: dict[str, Any], memo: kopf.Memo) -> float:
     previous = ConsensusStatus.model_validate(body.get("status") or {})
     try:
         federation = parse(XlineFederation, body)
-        if problems := kubernetes_tls_problems(federation.spec):
+        if problems := kubernetes_problems(federation.spec):
             raise SpecError(problems)
     except SpecError as error:
         problems = [str(p) for p in error.problems]

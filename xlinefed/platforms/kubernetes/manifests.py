@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from xlinefed import __version__
-from xlinefed.api.engines import profile
+from xlinefed.api.engines import profile, restore_tool
 from xlinefed.api.models import MemberRole, MemberStatus, XlineCluster
 from xlinefed.launch import LaunchSpec, TLSFiles, command
 from xlinefed.planner.steps import StartMode
@@ -119,6 +119,12 @@ DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
 GUARD_RESOURCES: dict[str, dict[str, str]] = {
     "requests": {"cpu": "10m", "memory": "64Mi"},
     "limits": {"memory": "256Mi"},
+}
+#: The restore's fetch streams a backup to the volume and hashes it; its memory is two
+#: chunks, whatever the backup's size.
+RESTORE_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
 }
 NODE_TOPOLOGY_KEY = "kubernetes.io/hostname"
 ZONE_TOPOLOGY_KEY = "topology.kubernetes.io/zone"
@@ -320,6 +326,107 @@ def pvc_name(member: str) -> str:
     return f"data-{member}"
 
 
+def restores_from_backup(resource: XlineCluster, mode: StartMode) -> bool:
+    """An initial member of a federation that starts from a backup, before it formed."""
+    formation = resource.spec.formation
+    return (
+        mode is StartMode.NEW
+        and resource.spec.from_backup is not None
+        and not (formation is not None and formation.formed)
+    )
+
+
+def _restore_containers(
+    resource: XlineCluster,
+    member: Member,
+    initial_cluster: Sequence[tuple[str, str]],
+    cluster_token: str,
+    guard_image: str,
+) -> list[dict[str, Any]]:
+    """Fetch and verify, restore with the engine's tool, move into place
+    (`platforms.member_restore`)."""
+    spec = resource.spec
+    source = spec.from_backup
+    assert source is not None
+    tool = restore_tool(spec.engine, spec.version)
+    if tool is None:
+        raise ValueError(f"no snapshot restore for {spec.engine.value} {spec.version} in a pod")
+    data_dir = f"{DATA_MOUNT}/data"
+    staging = f"{data_dir}.restoring"
+    snapshot = f"{DATA_MOUNT}/restore/snapshot.db"
+    mounts = [{"name": "data", "mountPath": DATA_MOUNT}]
+    destination = spec.backup.destination if spec.backup is not None else None
+    env: list[dict[str, Any]] = []
+    fetch_args = [
+        f"--uri={source.uri}",
+        f"--engine={spec.engine.value}",
+        f"--volume={DATA_MOUNT}",
+        f"--data-dir={data_dir}",
+        f"--member={member.name}",
+    ]
+    if source.revision is not None:
+        fetch_args.append(f"--revision={source.revision}")
+    if destination is not None:
+        if destination.endpoint:
+            fetch_args.append(f"--endpoint={destination.endpoint}")
+        if destination.region:
+            fetch_args.append(f"--region={destination.region}")
+        if destination.credentials_secret:
+            env = [
+                {
+                    "name": key,
+                    "valueFrom": {
+                        "secretKeyRef": {"name": destination.credentials_secret, "key": key}
+                    },
+                }
+                for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+            ]
+    common = {
+        "volumeMounts": mounts,
+        "resources": RESTORE_RESOURCES,
+        "securityContext": container_security_context(),
+    }
+    return [
+        {
+            "name": "restore-fetch",
+            "image": guard_image,
+            "command": ["xlinefed", "member-restore", "fetch"],
+            "args": fetch_args,
+            "env": env,
+            **common,
+        },
+        {
+            "name": "restore",
+            "image": image_of(resource),
+            "command": [tool],
+            "args": [
+                "snapshot",
+                "restore",
+                snapshot,
+                f"--name={member.name}",
+                f"--data-dir={staging}",
+                "--initial-cluster=" + ",".join(f"{n}={u}" for n, u in initial_cluster),
+                f"--initial-cluster-token={cluster_token}",
+                f"--initial-advertise-peer-urls={member.peer_url}",
+            ],
+            "env": [{"name": "ETCDCTL_API", "value": "3"}],
+            **common,
+        },
+        {
+            "name": "restore-finish",
+            "image": guard_image,
+            "command": ["xlinefed", "member-restore", "finish"],
+            "args": [
+                f"--engine={spec.engine.value}",
+                f"--volume={DATA_MOUNT}",
+                f"--data-dir={data_dir}",
+                f"--member={member.name}",
+            ],
+            **common,
+        },
+    ]
+
+
 def pod(
     resource: XlineCluster,
     member: Member,
@@ -406,7 +513,14 @@ def pod(
                     "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}],
                     "resources": GUARD_RESOURCES,
                     "securityContext": container_security_context(),
-                }
+                },
+                *(
+                    _restore_containers(
+                        resource, member, initial_cluster, cluster_token, guard_image
+                    )
+                    if restores_from_backup(resource, mode)
+                    else []
+                ),
             ],
             "affinity": affinity(resource),
             "topologySpreadConstraints": topology_spread(resource),
