@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import yaml
 from tests.support.stack._client import KubeClient
 from tests.support.stack._stack import Stack, free_port
 from tests.support.wait import wait_until
+from xlinefed.certificates import Issued
 from xlinefed.consensus.client import ClientTLS, ConsensusClient, MemberInfo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,3 +187,50 @@ def consensus_view(
         )
 
     return asyncio.run(read())
+
+
+def tls_secret(name: str, namespace: str, leaf: Issued, ca: Issued) -> dict[str, Any]:
+    """A kubernetes.io/tls Secret with ca.crt, as cert-manager writes it."""
+    data = {"tls.crt": leaf.cert, "tls.key": leaf.key, "ca.crt": ca.cert}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+    }
+
+
+def cluster_status(client: KubeClient, federation: str, namespace: str) -> dict[str, Any]:
+    return client.get(API, "XlineCluster", f"{federation}-member1", namespace).get("status") or {}
+
+
+def cluster_reached(client: KubeClient, federation: str, namespace: str, replicas: int) -> bool:
+    """The member1 XlineCluster of `federation` settled at `replicas`, for its generation."""
+    obj = client.get(API, "XlineCluster", f"{federation}-member1", namespace)
+    status = obj.get("status") or {}
+    return (
+        status.get("observedGeneration") == obj["metadata"]["generation"]
+        and status.get("phase") == "Available"
+        and status.get("ready") == f"{replicas}/{replicas}"
+        and status.get("currentStep") is None
+    )
+
+
+def delete_cluster(client: KubeClient, federation: str, namespace: str) -> None:
+    """Delete the member1 XlineCluster and wait until its finalizer ran."""
+    name = f"{federation}-member1"
+    client.delete(API, "XlineCluster", name, namespace)
+    wait_until(
+        lambda: client.get_or_none(API, "XlineCluster", name, namespace) is None,
+        timeout=120,
+        what=f"XlineCluster {name} deleted (its finalizer run)",
+    )
+
+
+def member_in(stack: Stack, namespace: str) -> KubeClient:
+    """member1's API server with the CRDs installed and `namespace` present."""
+    client = stack.member("member1")
+    install_crds(client)
+    client.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    return client

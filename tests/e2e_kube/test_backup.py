@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_kube.conftest import API, MemberOperator, consensus_view, member_url, xline_cluster
+from tests.e2e_kube.conftest import (
+    API,
+    MemberOperator,
+    consensus_view,
+    delete_cluster,
+    member_url,
+    xline_cluster,
+)
 from tests.support.etcd_cluster import EtcdCluster
 from tests.support.objectstore import ACCESS_KEY, SECRET_KEY, ObjectStoreServer
 from tests.support.stack._client import KubeClient
@@ -85,12 +92,7 @@ def formed(
     finally:
         for item in member1.list(API, "XlineBackup", NAMESPACE):
             member1.delete(API, "XlineBackup", item["metadata"]["name"], NAMESPACE)
-        member1.delete(API, "XlineCluster", f"{NAME}-member1", NAMESPACE)
-        wait_until(
-            lambda: not member1.list(API, "XlineCluster", NAMESPACE),
-            timeout=120,
-            what="the XlineCluster deleted (its finalizer run)",
-        )
+        delete_cluster(member1, NAME, NAMESPACE)
         operator.stop()
 
 
@@ -246,15 +248,7 @@ def test_a_new_cluster_starts_from_a_backup_and_holds_every_key(
         # Its own members under the new member list, not the backup's.
         assert len(new_ids) == 3 and not new_ids & old_ids
     finally:
-        member1.delete(API, "XlineCluster", f"{restored_name}-member1", NAMESPACE)
-        wait_until(
-            lambda: (
-                member1.get_or_none(API, "XlineCluster", f"{restored_name}-member1", NAMESPACE)
-                is None
-            ),
-            timeout=120,
-            what="the restored XlineCluster deleted",
-        )
+        delete_cluster(member1, restored_name, NAMESPACE)
 
 
 def test_a_secret_without_the_keys_fails_at_once_naming_the_field(

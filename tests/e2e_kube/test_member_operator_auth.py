@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e_kube import conftest
 from tests.e2e_kube.conftest import API, MemberOperator, consensus_view, xline_cluster
 from tests.support.stack._client import KubeClient
 from tests.support.stack._stack import Stack
@@ -48,39 +49,20 @@ def endpoints(n: int) -> list[str]:
 
 
 def tls_secret(name: str, leaf: certificates.Issued, ca: certificates.Issued) -> dict:
-    data = {"tls.crt": leaf.cert, "tls.key": leaf.key, "ca.crt": ca.cert}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
-    }
+    return conftest.tls_secret(name, NAMESPACE, leaf, ca)
 
 
 def status_of(member1: KubeClient) -> dict:
-    return member1.get(API, "XlineCluster", f"{NAME}-member1", NAMESPACE).get("status") or {}
+    return conftest.cluster_status(member1, NAME, NAMESPACE)
 
 
 def reached(member1: KubeClient, replicas: int) -> bool:
-    obj = member1.get(API, "XlineCluster", f"{NAME}-member1", NAMESPACE)
-    status = obj.get("status") or {}
-    return (
-        status.get("observedGeneration") == obj["metadata"]["generation"]
-        and status.get("phase") == "Available"
-        and status.get("ready") == f"{replicas}/{replicas}"
-        and status.get("currentStep") is None
-    )
+    return conftest.cluster_reached(member1, NAME, NAMESPACE, replicas)
 
 
 @pytest.fixture(scope="module")
 def member1(stack: Stack) -> KubeClient:
-    from tests.e2e_kube.conftest import install_crds
-
-    client = stack.member("member1")
-    install_crds(client)
-    client.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    return client
+    return conftest.member_in(stack, NAMESPACE)
 
 
 def test_auth_keeps_applications_out_of_the_reserved_prefix(
@@ -167,10 +149,5 @@ def test_auth_keeps_applications_out_of_the_reserved_prefix(
         voters, learners, leaders, _ = consensus_view(endpoints(3), tls=app_tls)
         assert len(voters) == 3 and not learners and len(leaders) == 1
     finally:
-        member1.delete(API, "XlineCluster", f"{NAME}-member1", NAMESPACE)
-        wait_until(
-            lambda: not member1.list(API, "XlineCluster", NAMESPACE),
-            timeout=120,
-            what="the XlineCluster deleted (its finalizer run)",
-        )
+        conftest.delete_cluster(member1, NAME, NAMESPACE)
         operator.stop()

@@ -12,7 +12,6 @@ works, because the operator dials with the rotated one.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import socket
 import ssl
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e_kube import conftest
 from tests.e2e_kube.conftest import API, MemberOperator, consensus_view, xline_cluster
 from tests.support.stack._client import KubeClient
 from tests.support.stack._stack import Stack
@@ -55,14 +55,7 @@ def endpoints(n: int) -> list[str]:
 
 
 def tls_secret(name: str, leaf: certificates.Issued, ca: certificates.Issued) -> dict[str, Any]:
-    data = {"tls.crt": leaf.cert, "tls.key": leaf.key, "ca.crt": ca.cert}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
-    }
+    return conftest.tls_secret(name, NAMESPACE, leaf, ca)
 
 
 def leaf(
@@ -114,18 +107,11 @@ def etcdctl_get(endpoint: str, *flags: str) -> subprocess.CompletedProcess[str]:
 
 
 def status_of(member1: KubeClient) -> dict[str, Any]:
-    return member1.get(API, "XlineCluster", f"{NAME}-member1", NAMESPACE).get("status") or {}
+    return conftest.cluster_status(member1, NAME, NAMESPACE)
 
 
 def reached(member1: KubeClient, replicas: int) -> bool:
-    obj = member1.get(API, "XlineCluster", f"{NAME}-member1", NAMESPACE)
-    status = obj.get("status") or {}
-    return (
-        status.get("observedGeneration") == obj["metadata"]["generation"]
-        and status.get("phase") == "Available"
-        and status.get("ready") == f"{replicas}/{replicas}"
-        and status.get("currentStep") is None
-    )
+    return conftest.cluster_reached(member1, NAME, NAMESPACE, replicas)
 
 
 def refused_with(member1: KubeClient, text: str) -> bool:
@@ -143,12 +129,7 @@ def pod_uids(member1: KubeClient) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def member1(stack: Stack) -> KubeClient:
-    from tests.e2e_kube.conftest import install_crds
-
-    client = stack.member("member1")
-    install_crds(client)
-    client.ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    return client
+    return conftest.member_in(stack, NAMESPACE)
 
 
 def test_mutual_tls_from_secrets_rotation_and_bad_secrets(

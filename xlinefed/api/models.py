@@ -695,11 +695,12 @@ class BackupStatus(Model):
     kept: int | None = Field(default=None, description="Backups kept under the prefix.")
 
 
-class _Resource(Model):
+class _Object(Model):
+    """A stored object of ours: its API version, metadata and the names it is known by."""
+
     KIND: ClassVar[str]
     api_version: Literal["xlinefed.io/v1alpha1"] = API_VERSION  # type: ignore[assignment]
     metadata: ObjectMeta
-    status: ConsensusStatus | None = None
 
     @property
     def name(self) -> str:
@@ -708,6 +709,10 @@ class _Resource(Model):
     @property
     def namespace(self) -> str:
         return self.metadata.namespace
+
+
+class _Resource(_Object):
+    status: ConsensusStatus | None = None
 
 
 class XlineFederation(_Resource):
@@ -778,24 +783,14 @@ class XlineBackupStatus(Model):
     message: str | None = Field(default=None, description="Why it failed, or what it waits for.")
 
 
-class XlineBackup(Model):
+class XlineBackup(_Object):
     """An on-demand backup (member tier): created by a user, run once by the member
     operator, its outcome recorded in status. Deleting it keeps the object in the store."""
 
     KIND: ClassVar[str] = "XlineBackup"
-    api_version: Literal["xlinefed.io/v1alpha1"] = API_VERSION  # type: ignore[assignment]
     kind: Literal["XlineBackup"] = "XlineBackup"
-    metadata: ObjectMeta
     spec: XlineBackupSpec
     status: XlineBackupStatus | None = None
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
 
 
 def spec_hash(spec: ConsensusTemplate) -> str:
