@@ -158,11 +158,17 @@ class UpdateRecorder:
         return sorted(firsts, key=firsts.__getitem__)
 
     def leader_when_last_began(self, order: list[str]) -> str | None:
-        """The leader in the last sample before the last cluster's first update:
-        the planner rolls the leader's cluster last, so that is the last cluster, even
-        when etcd elected a leader elsewhere by itself during the update."""
-        began = min(seen for seen, cluster in self.updated.values() if cluster == order[-1])
-        before = [leader for t, leader in self.leaders if t < began and leader]
+        """The leader when the planner picked the last cluster: the last sample taken
+        before the cluster ahead of it finished (its last update seen). The planner rolls
+        the leader's cluster last, so that is the last cluster, even when etcd elected a
+        leader elsewhere by itself during the update. Not the sample right before the
+        last cluster's first update: by then the planner has moved the leadership out of
+        that cluster (seen in CI: fed-member3-0 led, member3 was rolled last, and the
+        sampler caught the planned transfer to fed-member1-0 first)."""
+        if len(order) < 2:
+            return next((leader for _, leader in self.leaders if leader), None)
+        ended = max(seen for seen, cluster in self.updated.values() if cluster == order[-2])
+        before = [leader for t, leader in self.leaders if t <= ended and leader]
         return before[-1] if before else None
 
     def elections_by_themselves(self) -> int:
