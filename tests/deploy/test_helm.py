@@ -287,7 +287,11 @@ def test_the_service_monitor_scrapes_the_metrics_service(helm: str, chart: Path)
 def test_crd_chart_holds_the_generated_crds_and_keeps_them(helm: str) -> None:
     generated = crds.all_crds()
     docs = _template(helm, CRDS)
-    assert [d["spec"]["names"]["kind"] for d in docs] == ["XlineFederation", "XlineCluster"]
+    assert [d["spec"]["names"]["kind"] for d in docs] == [
+        "XlineFederation",
+        "XlineCluster",
+        "XlineBackup",
+    ]
     for doc in docs:
         want = generated[doc["spec"]["names"]["kind"]]
         assert doc["spec"] == want["spec"]
@@ -295,5 +299,5 @@ def test_crd_chart_holds_the_generated_crds_and_keeps_them(helm: str) -> None:
         # helm uninstall leaves them: deleting a CRD deletes every object of its kind.
         assert doc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "xlinefed"
-    only_cluster = _template(helm, CRDS, "xlineFederation=false")
-    assert [d["spec"]["names"]["kind"] for d in only_cluster] == ["XlineCluster"]
+    member_cluster = _template(helm, CRDS, "xlineFederation=false")
+    assert [d["spec"]["names"]["kind"] for d in member_cluster] == ["XlineCluster", "XlineBackup"]
