@@ -36,6 +36,18 @@ SUFFIX = ".snapshot.db"
 _KEY = re.compile(r"(?:^|/)(\d{8}T\d{6}Z)-r(\d+)" + re.escape(SUFFIX) + "$")
 
 
+def rfc3339(moment: datetime) -> str:
+    """A moment as the backups' metadata and state write it (UTC, whole seconds)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """`rfc3339`'s text back as a moment; None for none."""
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
 def backup_key(prefix: str, federation: str, taken_at: datetime, revision: int) -> str:
     """`<prefix>/<federation>/<UTC time>-r<revision>.snapshot.db`: keys sort by time."""
     stamp = taken_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")

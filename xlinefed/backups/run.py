@@ -100,10 +100,6 @@ class BackupResult:
     kept: int | None = None
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 async def _observe(
     client: ConsensusClient, members: Sequence[MemberAddress]
 ) -> list[policy.Candidate]:
@@ -177,7 +173,7 @@ async def take_backup(
             policy.META_REVISION: str(status.revision),
             policy.META_MEMBER: source.name,
             policy.META_MEMBERS: policy.members_metadata(listed),
-            policy.META_TAKEN_AT: _rfc3339(started),
+            policy.META_TAKEN_AT: policy.rfc3339(started),
         }
         key = policy.backup_key(target.prefix, federation, started, status.revision)
         total = status.db_size or None
@@ -219,7 +215,7 @@ async def take_backup(
         sha256=uploaded.sha256,
         revision=status.revision,
         member=source.name,
-        started_at=_rfc3339(started),
+        started_at=policy.rfc3339(started),
         duration=duration,
     )
 

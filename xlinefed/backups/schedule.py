@@ -23,6 +23,7 @@ from typing import Any
 from xlinefed.api.engines import Engine
 from xlinefed.api.models import BackupSpec, BackupStatus
 from xlinefed.backups import policy
+from xlinefed.backups.policy import parse_time, rfc3339
 from xlinefed.backups.run import (
     BackupError,
     BackupResult,
@@ -53,16 +54,6 @@ STATE_KEY = "/xlinefed/backup/state"
 LOCK_KEY = "/xlinefed/lock/backup"
 #: Longest wait between two looks at a shared schedule, seconds.
 SHARED_POLL = 5.0
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 @dataclass

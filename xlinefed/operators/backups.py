@@ -137,12 +137,17 @@ def _destination(backup: XlineBackup, cluster: XlineCluster) -> tuple[BackupDest
     )
 
 
+def _members(cluster: XlineCluster) -> list[MemberAddress]:
+    """Every member of the federation, by the client URL the topology gives it."""
+    return [MemberAddress(m.name, m.cluster, m.client_url) for m in desired_members(cluster)]
+
+
 async def _attempt(api: Any, backup: XlineBackup, cluster_id: str) -> BackupResult:
     cluster = await _cluster(api, backup, cluster_id)
     destination, field = _destination(backup, cluster)
     keys = await _access_keys(api, backup.namespace, destination, field)
     cluster_tls = await tls.read(api, cluster, datetime.datetime.now(datetime.UTC))
-    members = [MemberAddress(m.name, m.cluster, m.client_url) for m in desired_members(cluster)]
+    members = _members(cluster)
     return await take_backup(
         cluster.spec.federation,
         cluster.spec.engine,
@@ -245,10 +250,6 @@ async def take(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 def _mine(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
     return bool(body.get("spec", {}).get("clusterId") == memo.settings.cluster_id)
-
-
-def _members(cluster: XlineCluster) -> list[MemberAddress]:
-    return [MemberAddress(m.name, m.cluster, m.client_url) for m in desired_members(cluster)]
 
 
 async def schedule_pass(api: Any, body: kopf.Body, memo: kopf.Memo) -> float:

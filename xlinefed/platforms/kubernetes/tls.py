@@ -150,7 +150,9 @@ def check(
 
 def _password_secret(resource: XlineCluster) -> str | None:
     tls = resource.spec.tls
-    return tls.root_password_secret_ref or None if tls is not None else None
+    if tls is None or not tls.root_password_secret_ref:
+        return None
+    return tls.root_password_secret_ref
 
 
 async def _read_secret(api: client.ApiClient, namespace: str, name: str) -> SecretData | None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from xlinefed.api.engines import Engine
 from xlinefed.api.models import XlineFederation
-from xlinefed.backups import schedule
+from xlinefed.backups import policy, schedule
 from xlinefed.backups.run import (
     BackupError,
     BackupResult,
@@ -48,10 +48,6 @@ from xlinefed.platforms.local.pki import LocalPKI, tls_spec
 from xlinefed.platforms.local.state import FederationDir, read_json, write_atomic
 
 log = get_logger(__name__)
-
-
-_rfc3339 = schedule.rfc3339
-_parse = schedule.parse_time
 
 
 @dataclass
@@ -136,8 +132,6 @@ def target_of(federation: XlineFederation, to: str | None) -> Target:
     return base
 
 
-_record_success = schedule.record_success
-_record_failure = schedule.record_failure
 FAILURES = schedule.FAILURES
 
 
@@ -158,7 +152,7 @@ async def backup_now(
         state = BackupState.read(directory)
         if scheduled and not state.consecutive_failures:
             # The schedule counts from a run's first attempt, not from its retries.
-            state.last_scheduled_run = _rfc3339(started)
+            state.last_scheduled_run = policy.rfc3339(started)
         try:
             target = target_of(federation, to)
             pki = LocalPKI(directory, tls) if (tls := tls_spec(directory, federation)) else None
@@ -172,7 +166,7 @@ async def backup_now(
                 tls=pki.client_tls() if pki is not None else None,
             )
         except FAILURES as error:
-            failed = _record_failure(state, error, datetime.now(UTC))
+            failed = schedule.record_failure(state, error, datetime.now(UTC))
             failed.write(directory)
             log.warning(
                 "backup failed",
@@ -195,7 +189,7 @@ async def backup_now(
                     federation=federation.name,
                     error=str(error),
                 )
-        _record_success(state, result).write(directory)
+        schedule.record_success(state, result).write(directory)
         log.info(
             "backup recorded",
             federation=federation.name,
@@ -221,7 +215,7 @@ def _plan(directory: FederationDir, schedule: str | None, when: datetime | None)
     """Record the next run in backup.json (skipped while a backup holds the lock: it
     rewrites the state when it ends, and the next pass plans again)."""
     state = BackupState.read(directory)
-    text = _rfc3339(when) if when is not None else None
+    text = policy.rfc3339(when) if when is not None else None
     if state.next_run == text and state.planned_for == schedule:
         return
     with contextlib.suppress(BackupBusy), backup_lock(directory):
