@@ -21,13 +21,13 @@ import pytest
 
 from tests.e2e_kube import conftest
 from tests.e2e_kube.conftest import API, MemberOperator, consensus_view, xline_cluster
+from tests.support.auth_checks import assert_kept_out_of_the_reserved_keys
 from tests.support.stack._client import KubeClient
 from tests.support.stack._stack import Stack
 from tests.support.wait import wait_until
 from xlinefed import certificates
 from xlinefed.consensus import errors
 from xlinefed.consensus.client import ClientTLS, ConsensusClient
-from xlinefed.consensus.lock import LOCK_KEY
 from xlinefed.topology import member_name
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -113,16 +113,7 @@ def test_auth_keeps_applications_out_of_the_reserved_prefix(
                 await client.put("/app/key", "value")
                 found = await client.get("/app/key")
                 assert found is not None and found.value == b"value"
-                for forbidden in (LOCK_KEY, f"{LOCK_KEY}/step", "/xlinefed/revision/x"):
-                    with pytest.raises(errors.PermissionDenied):
-                        await client.put(forbidden, "mine", deadline=0)
-                    with pytest.raises(errors.PermissionDenied):
-                        await client.delete(forbidden, deadline=0)
-                lease = await client.lease_grant(60)
-                with pytest.raises(errors.PermissionDenied):
-                    await client.put(LOCK_KEY, "held forever", lease=lease.id, deadline=0)
-                with pytest.raises(errors.PermissionDenied):
-                    await client.get(LOCK_KEY, deadline=0)
+                await assert_kept_out_of_the_reserved_keys(client)
 
         async def as_nobody() -> None:
             async with ConsensusClient(endpoints(1), timeout=5.0, tls=nobody_tls) as client:

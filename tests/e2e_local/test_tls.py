@@ -26,11 +26,10 @@ import pytest
 from cryptography import x509
 
 from tests.e2e_local.conftest import CliFederation
+from tests.support.auth_checks import assert_kept_out_of_the_reserved_keys
 from tests.support.wait import wait_until
 from tests.support.writer import SequencedWriter
-from xlinefed.consensus import errors
 from xlinefed.consensus.client import ConsensusClient
-from xlinefed.consensus.lock import LOCK_KEY
 from xlinefed.platforms.local.pki import CLIENT, LocalPKI
 from xlinefed.platforms.local.state import FederationDir
 
@@ -102,16 +101,7 @@ async def _application_cannot_touch_the_operator_keys(federation: CliFederation)
     ) as app:
         await app.put("/app/allowed", "yes")
         await app.put("/xlinefed-adjacent/allowed", "yes")
-        for forbidden in (LOCK_KEY, f"{LOCK_KEY}/step", "/xlinefed/revision/x"):
-            with pytest.raises(errors.PermissionDenied):
-                await app.put(forbidden, "mine", deadline=0)
-            with pytest.raises(errors.PermissionDenied):
-                await app.delete(forbidden, deadline=0)
-        lease = await app.lease_grant(60)
-        with pytest.raises(errors.PermissionDenied):
-            await app.put(LOCK_KEY, "held forever", lease=lease.id, deadline=0)
-        with pytest.raises(errors.PermissionDenied):
-            await app.get(LOCK_KEY, deadline=0)
+        await assert_kept_out_of_the_reserved_keys(app)
 
 
 def test_members_speak_only_mutual_tls_and_renew_without_a_lost_write(tmp_path: Path) -> None:
